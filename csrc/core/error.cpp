@@ -1,0 +1,64 @@
+#include "core/error.h"
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+
+namespace afc {
+
+namespace {
+thread_local std::string last_error;
+thread_local bool has_error = false;
+}  // namespace
+
+void fail_at(const char *file, int line, afc_status status, const char *fmt, ...) {
+  char buf[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  const char *base = strrchr(file, '/');
+  char where[256];
+  snprintf(where, sizeof where, " (%s:%d)", base ? base + 1 : file, line);
+  throw Error{status, std::string(buf) + where};
+}
+
+afc_status set_error(afc_status status, const std::string &message) {
+  last_error = message;
+  has_error = true;
+  return status;
+}
+
+void clear_error() {
+  has_error = false;
+  last_error.clear();
+}
+
+}  // namespace afc
+
+extern "C" {
+
+AFC_API uint32_t afc_abi_version(void) { return AFC_ABI_VERSION; }
+
+AFC_API const char *afc_status_string(afc_status status) {
+  switch (status) {
+    case AFC_OK: return "ok";
+    case AFC_ERR_INVALID_ARGUMENT: return "invalid argument";
+    case AFC_ERR_NOT_FOUND: return "not found";
+    case AFC_ERR_SHAPE: return "shape mismatch";
+    case AFC_ERR_OUT_OF_MEMORY: return "out of memory";
+    case AFC_ERR_IO: return "input/output error";
+    case AFC_ERR_FORMAT: return "malformed data";
+    case AFC_ERR_UNSUPPORTED: return "unsupported";
+    case AFC_ERR_BACKEND: return "backend failure";
+    case AFC_ERR_TIMEOUT: return "timed out";
+    case AFC_ERR_NUMERIC: return "non-finite values";
+    case AFC_ERR_STATE: return "invalid state";
+    case AFC_ERR_INTERNAL: return "internal error";
+    default: return "unknown status";
+  }
+}
+
+AFC_API const char *afc_last_error(void) { return afc::has_error ? afc::last_error.c_str() : nullptr; }
+
+}  // extern "C"

@@ -1,0 +1,178 @@
+/*
+ * arcface.h — the public C interface of libarcface, a face-recognition training core.
+ *
+ * What it does
+ *   Builds arcface_torch's backbones (iresnet18…200, MobileFaceNet), runs their forward and
+ *   backward passes on the CPU (oneDNN, OpenBLAS, OpenMP), and provides the pieces of a
+ *   training loop around them: margin losses with Partial FC, optimizers, data loading from
+ *   insightface RecordIO files, and collectives for multi-process training.
+ *
+ * Typical call sequence
+ *   afc_context_create(AFC_BACKEND_CPU, threads, &ctx)
+ *   afc_model_create(ctx, "r50", 512, 0.0f, batch, &model)
+ *   afc_model_tensor_write(model, "conv1.weight", data, count)      (optional: load weights)
+ *   loop: afc_model_forward(model, input, n, 1, emb)
+ *         ... loss on emb gives d_emb ...
+ *         afc_model_backward(model, d_emb, n, NULL, 0)
+ *         ... optimizer step ...
+ *   afc_model_tensor_read(model, name, dst, count)                   (checkpoint)
+ *   afc_model_destroy(model); afc_context_destroy(ctx)
+ *
+ * Memory model
+ *   Every object owns its memory. A model sizes all its tensors when it is created (one
+ *   allocation per arena: parameters, gradients, activations, workspace) and the step loop
+ *   does not allocate. Data crosses this interface by explicit copy: the caller passes a
+ *   pointer and an element count, the library copies in or out. The library keeps no
+ *   pointer to caller memory after a call returns. Element counts and byte offsets are
+ *   int64_t everywhere. An empty buffer is (NULL, 0) and is accepted wherever a buffer is.
+ *
+ * Threads
+ *   Calls on one object must not overlap; different objects may be used from different
+ *   threads. A context does not depend on the thread that created it, so long calls may run
+ *   on any thread. The thread count given to the context bounds every parallel region.
+ *
+ * Errors
+ *   Every fallible function returns afc_status: AFC_OK (0) or a negative code. On failure
+ *   afc_last_error() returns this thread's detail text (the call that failed, the values
+ *   involved, a hint when one is known); it returns NULL when the last call succeeded.
+ *   The library never exits, aborts or prints because of bad input or a failing device.
+ *   Output arguments are left untouched on failure.
+ */
+#ifndef ARCFACE_H
+#define ARCFACE_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(AFC_BUILDING)
+#define AFC_API __attribute__((visibility("default")))
+#else
+#define AFC_API
+#endif
+
+/* Bumped whenever a signature, enum value or struct layout here changes. */
+#define AFC_ABI_VERSION 1
+
+/* ---------------------------------------------------------------------------------------
+ * Status codes and errors
+ * ------------------------------------------------------------------------------------- */
+
+typedef int32_t afc_status;
+
+enum {
+  AFC_OK = 0,
+  AFC_ERR_INVALID_ARGUMENT = -1, /* a value out of range, a NULL where one is not allowed */
+  AFC_ERR_NOT_FOUND = -2,        /* a name (backbone, tensor, file) that does not exist */
+  AFC_ERR_SHAPE = -3,            /* sizes that do not agree */
+  AFC_ERR_OUT_OF_MEMORY = -4,
+  AFC_ERR_IO = -5,               /* a file could not be opened, read or written */
+  AFC_ERR_FORMAT = -6,           /* a file or buffer whose content is malformed */
+  AFC_ERR_UNSUPPORTED = -7,      /* valid, but not available in this build or backend */
+  AFC_ERR_BACKEND = -8,          /* oneDNN, BLAS, CUDA or another library failed */
+  AFC_ERR_TIMEOUT = -9,
+  AFC_ERR_NUMERIC = -10,         /* non-finite values where finite ones are required */
+  AFC_ERR_STATE = -11,           /* a call that is not valid in the object's current state */
+  AFC_ERR_INTERNAL = -12
+};
+
+/* The library's ABI version (AFC_ABI_VERSION when it was built). */
+AFC_API uint32_t afc_abi_version(void);
+
+/* A short static description of a status code ("invalid argument"). Never NULL. */
+AFC_API const char *afc_status_string(afc_status status);
+
+/* Detail of this thread's last failed call, or NULL when the last call succeeded.
+ * The text stays valid until this thread's next call into the library. */
+AFC_API const char *afc_last_error(void);
+
+/* ---------------------------------------------------------------------------------------
+ * Context: backend, threads
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct afc_context afc_context_t;
+
+enum {
+  AFC_BACKEND_CPU = 0,
+  AFC_BACKEND_CUDA = 1
+};
+
+/* Creates a context on `backend` using `num_threads` threads (0: all cores). */
+AFC_API afc_status afc_context_create(int32_t backend, int32_t num_threads, afc_context_t **out);
+
+/* Destroys a context. Objects created from it must be destroyed first. NULL is a no-op. */
+AFC_API void afc_context_destroy(afc_context_t *ctx);
+
+/* Writes the context's thread count to *out. */
+AFC_API afc_status afc_context_threads(const afc_context_t *ctx, int32_t *out);
+
+/* ---------------------------------------------------------------------------------------
+ * Model: a backbone with its parameters, gradients and activations
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct afc_model afc_model_t;
+
+/* Creates backbone `name` ("r18", "r34", "r50", "r100", "r200", "r2060", "mbf") producing
+ * `num_features`-dimensional embeddings from N×3×112×112 float input, for batches of up to
+ * `max_batch` images. `dropout` is the probability used by the head's dropout in training
+ * mode. Parameters are initialised as arcface_torch does (see the model's notes). */
+AFC_API afc_status afc_model_create(afc_context_t *ctx, const char *name, int32_t num_features,
+                                    float dropout, int32_t max_batch, afc_model_t **out);
+
+/* Destroys a model. NULL is a no-op. */
+AFC_API void afc_model_destroy(afc_model_t *model);
+
+/* Describes the model as JSON: {"name", "num_features", "max_batch", "parameters",
+ * "tensors": [{"name", "shape", "kind": "parameter"|"buffer", "trainable"}...],
+ * "memory": {"parameters", "gradients", "activations", "workspace"} (bytes)}.
+ * Writes at most `capacity` bytes including the terminating NUL to `buf` and the full
+ * length including the NUL to *needed; call with (NULL, 0) to size the buffer. */
+AFC_API afc_status afc_model_describe(const afc_model_t *model, char *buf, int64_t capacity,
+                                      int64_t *needed);
+
+/* Copies `count` float32 values of tensor `name` (an arcface_torch state-dict name such as
+ * "layer1.0.bn1.running_mean", in PyTorch's element order) out to `dst` / in from `src`.
+ * `count` must equal the tensor's element count. */
+AFC_API afc_status afc_model_tensor_read(const afc_model_t *model, const char *name, float *dst,
+                                         int64_t count);
+AFC_API afc_status afc_model_tensor_write(afc_model_t *model, const char *name, const float *src,
+                                          int64_t count);
+
+/* Copies the gradient of parameter `name` from the last backward pass to `dst`. */
+AFC_API afc_status afc_model_grad_read(const afc_model_t *model, const char *name, float *dst,
+                                       int64_t count);
+
+/* Forward pass of `n` images (n ≤ max_batch) from `input` (n×3×112×112 float32, NCHW) into
+ * `embeddings` (n×num_features). `train` selects training mode (batch statistics, running
+ * statistics updated, dropout active) and keeps what the backward pass needs. */
+AFC_API afc_status afc_model_forward(afc_model_t *model, const float *input, int64_t n,
+                                     int32_t train, float *embeddings);
+
+/* Backward pass for the last training-mode forward: `d_embeddings` (n×num_features) in,
+ * parameter gradients out (overwritten, or added to the existing ones when `accumulate` is
+ * 1), and the input gradient written to `d_input` unless it is NULL. */
+AFC_API afc_status afc_model_backward(afc_model_t *model, const float *d_embeddings, int64_t n,
+                                      float *d_input, int32_t accumulate);
+
+/* Sets every parameter gradient to zero. */
+AFC_API afc_status afc_model_zero_grad(afc_model_t *model);
+
+/* ---------------------------------------------------------------------------------------
+ * Data: RecordIO, image decoding, loader            (section owned by csrc/data/)
+ * ------------------------------------------------------------------------------------- */
+
+/* ---------------------------------------------------------------------------------------
+ * Training: margin loss, Partial FC, optimizers     (section owned by csrc/cpu/ head files)
+ * ------------------------------------------------------------------------------------- */
+
+/* ---------------------------------------------------------------------------------------
+ * Distributed: collectives                          (section owned by csrc/dist/)
+ * ------------------------------------------------------------------------------------- */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ARCFACE_H */

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian 12 machine for arcface: system packages, Deno, the `yaml`
+# package in node_modules/, and the native library. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  build-essential cmake pkg-config
+  libdnnl-dev libopenblas-dev libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev
+  libgloo-dev redis-server libgtest-dev
+  node-yaml python3-torch python3-numpy
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v deno >/dev/null 2>&1; then
+  echo "setup: installing Deno from PyPI"
+  python3 -m pip install -q "deno>=2.5,<3"
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash
+fi
+deno --version | head -1
+
+# node_modules/ as `deno install` would fill it where npm is reachable: the yaml package
+# from Debian's node-yaml, and an empty @types/node (Deno has the node:* types built in).
+mkdir -p node_modules/@types
+[ -e node_modules/yaml/package.json ] || ln -sfn /usr/share/nodejs/yaml node_modules/yaml
+[ -e node_modules/@types/node/package.json ] || ln -sfn ../../tasks/types-node node_modules/@types/node
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)" 2>&1 | grep -E "error|warning" || true
+test -f build/libarcface.so && echo "setup: built build/libarcface.so"

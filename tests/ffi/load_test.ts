@@ -1,0 +1,43 @@
+import assert from "node:assert/strict";
+import { lib, openLibrary } from "../../ffi/load.ts";
+import { AfcError } from "../../ffi/status.ts";
+import { check, cString } from "../../ffi/mod.ts";
+
+Deno.test("the built library reports the ABI version the bindings expect", () => {
+  assert.equal(lib().afc_abi_version(), 1);
+});
+
+Deno.test("a missing library file is an AfcError naming the path", () => {
+  assert.throws(() => openLibrary("/nonexistent/libarcface.so"), (e: unknown) => {
+    assert.ok(e instanceof AfcError);
+    assert.match(e.message, /Cannot load libarcface "\/nonexistent\/libarcface.so"/);
+    return true;
+  });
+});
+
+Deno.test("a file that is not a shared library is refused with its path", async () => {
+  const path = await Deno.makeTempFile({ suffix: ".so" });
+  await Deno.writeTextFile(path, "not an ELF file");
+  try {
+    assert.throws(() => openLibrary(path), /Cannot load libarcface/);
+  } finally {
+    await Deno.remove(path);
+  }
+});
+
+Deno.test("a NULL last-error pointer means no error, without throwing", () => {
+  assert.equal(cString(lib().afc_last_error()), null);
+  check(0, "Cannot do nothing");
+});
+
+Deno.test("a native failure becomes an AfcError with status, code and detail", () => {
+  const out = new BigUint64Array(1);
+  const status = lib().afc_context_create(7, 1, out);
+  assert.throws(() => check(status, "Cannot create context"), (e: unknown) => {
+    assert.ok(e instanceof AfcError);
+    assert.equal(e.status, -1);
+    assert.equal(e.code, "INVALID_ARGUMENT");
+    assert.match(e.message, /^Cannot create context: afc_context_create: backend 7 is unknown/);
+    return true;
+  });
+});
