@@ -163,8 +163,30 @@ AFC_API afc_status afc_model_zero_grad(afc_model_t *model);
  * Data: RecordIO, image decoding, loader            (section owned by csrc/data/)
  * ------------------------------------------------------------------------------------- */
 
+/* Reads the stored size of an encoded JPEG, PNG or PGM/PPM image; `channels` is 1 or 3. */
+AFC_API afc_status afc_image_info(const uint8_t *bytes, int64_t size, int32_t *width, int32_t *height,
+                                  int32_t *channels);
+
+/* Decodes an encoded image to 3-channel RGB, row-major HWC uint8 (greyscale is repeated into
+ * three channels), resized bilinearly to out_width×out_height when the stored size differs.
+ * `rgb_size` must be out_height·out_width·3. */
+AFC_API afc_status afc_image_decode(const uint8_t *bytes, int64_t size, int32_t out_width,
+                                    int32_t out_height, uint8_t *rgb, int64_t rgb_size);
+
+/* Resizes RGB HWC uint8 bilinearly, after cropping the source to the box (x, y, w, h). */
+AFC_API afc_status afc_image_resize(const uint8_t *src, int32_t src_width, int32_t src_height,
+                                    int32_t crop_x, int32_t crop_y, int32_t crop_width,
+                                    int32_t crop_height, uint8_t *dst, int32_t dst_width,
+                                    int32_t dst_height);
+
+/* Encodes RGB HWC uint8 as JPEG (quality 1..100) into `out`; *written gets the byte count.
+ * Call with (NULL, 0) to learn an upper bound in *written. */
+AFC_API afc_status afc_image_encode_jpeg(const uint8_t *rgb, int32_t width, int32_t height,
+                                         int32_t quality, uint8_t *out, int64_t capacity,
+                                         int64_t *written);
+
 /* ---------------------------------------------------------------------------------------
- * Training: margin loss, Partial FC, optimizers     (section owned by csrc/cpu/ head files)
+ * Training: margin loss, Partial FC, optimizers     (csrc/cpu/: margin, partial_fc, optimizer)
  * ------------------------------------------------------------------------------------- */
 
 /* ---------------------------------------------------------------------------------------
