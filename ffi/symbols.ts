@@ -52,6 +52,37 @@ export const symbols = {
     result: "i32",
   },
 
+  afc_recordio_create: { parameters: ["buffer", "buffer", "i32", "buffer"], result: "i32" },
+  afc_recordio_destroy: { parameters: ["pointer"], result: "void" },
+  afc_recordio_count: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
+  afc_recordio_keys: { parameters: ["pointer", "buffer", "buffer", "i64"], result: "i32" },
+  afc_recordio_read: { parameters: ["pointer", "i64", "buffer", "i64", "buffer"], result: "i32" },
+  afc_recordio_writer_create: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
+  afc_recordio_writer_destroy: { parameters: ["pointer"], result: "void" },
+  afc_recordio_writer_write: { parameters: ["pointer", "i64", "buffer", "i64"], result: "i32" },
+  afc_recordio_writer_finish: { parameters: ["pointer"], result: "i32" },
+  afc_dataset_create: { parameters: ["i32", "buffer", "i64", "i32", "buffer"], result: "i32" },
+  afc_dataset_destroy: { parameters: ["pointer"], result: "void" },
+  afc_dataset_describe: { parameters: ["pointer", "buffer", "i64", "buffer"], result: "i32" },
+  afc_dataset_labels: { parameters: ["pointer", "buffer", "i64"], result: "i32" },
+  afc_dataset_image: {
+    parameters: ["pointer", "i64", "i32", "i32", "buffer", "i64", "buffer"],
+    result: "i32",
+  },
+  afc_loader_create: {
+    parameters: ["pointer", "i32", "i32", "i32", "i32", "i32", "u64", "i32", "i32", "i32", "buffer"],
+    result: "i32",
+  },
+  afc_loader_destroy: { parameters: ["pointer"], result: "void" },
+  afc_loader_steps: { parameters: ["pointer", "buffer"], result: "i32" },
+  afc_loader_set_epoch: { parameters: ["pointer", "i64"], result: "i32", nonblocking: true },
+  afc_loader_next: {
+    parameters: ["pointer", "buffer", "i64", "buffer", "i64", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
+  afc_loader_counters: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
+
   // Training (margin loss, Partial FC, optimizers)
 
   // Distributed (csrc/dist/)

@@ -185,6 +185,126 @@ AFC_API afc_status afc_image_encode_jpeg(const uint8_t *rgb, int32_t width, int3
                                          int32_t quality, uint8_t *out, int64_t capacity,
                                          int64_t *written);
 
+/* RecordIO (insightface / MXNet train.rec + train.idx). A reader maps the .rec file and
+ * parses the text .idx ("key<TAB>offset" lines, 64-bit offsets). Opening refuses offsets that
+ * are not 4-aligned or lie past the end of the file; with `verify` = 1 it also checks the
+ * magic and length of every record (one read per record). Multi-part records are joined
+ * byte for byte, the magic restored between parts. */
+typedef struct afc_recordio afc_recordio_t;
+
+/* Opens `rec_path` with its index `idx_path`. */
+AFC_API afc_status afc_recordio_create(const char *rec_path, const char *idx_path, int32_t verify,
+                                       afc_recordio_t **out);
+
+/* Closes a reader. NULL is a no-op. */
+AFC_API void afc_recordio_destroy(afc_recordio_t *rec);
+
+/* Writes the number of indexed records to *count and the .rec file size to *file_size. */
+AFC_API afc_status afc_recordio_count(const afc_recordio_t *rec, int64_t *count, int64_t *file_size);
+
+/* Copies the keys and byte offsets of the index, in file order; `count` must equal the
+ * record count. Either array may be NULL. */
+AFC_API afc_status afc_recordio_keys(const afc_recordio_t *rec, int64_t *keys, int64_t *offsets,
+                                     int64_t count);
+
+/* Copies the payload of record `key` (parts joined) to `buf`; *size gets its length.
+ * Call with (NULL, 0) to learn the length. */
+AFC_API afc_status afc_recordio_read(const afc_recordio_t *rec, int64_t key, uint8_t *buf,
+                                     int64_t capacity, int64_t *size);
+
+/* A RecordIO writer. It writes "<rec_path>.tmp" and "<idx_path>.tmp"; finish renames them
+ * into place, and destroying an unfinished writer removes them. */
+typedef struct afc_recordio_writer afc_recordio_writer_t;
+
+AFC_API afc_status afc_recordio_writer_create(const char *rec_path, const char *idx_path,
+                                              afc_recordio_writer_t **out);
+
+/* Destroys a writer (removing its temporary files unless it was finished). NULL is a no-op. */
+AFC_API void afc_recordio_writer_destroy(afc_recordio_writer_t *writer);
+
+/* Appends record `key` with payload (data, size), split at every 4-aligned copy of the
+ * magic as MXNet does, and its line in the index. */
+AFC_API afc_status afc_recordio_writer_write(afc_recordio_writer_t *writer, int64_t key,
+                                             const uint8_t *data, int64_t size);
+
+/* Flushes, syncs and renames both files into place. */
+AFC_API afc_status afc_recordio_writer_finish(afc_recordio_writer_t *writer);
+
+/* A dataset of labelled face images. */
+typedef struct afc_dataset afc_dataset_t;
+
+enum {
+  AFC_DATASET_RECORDIO = 0,  /* path: train.rec, its index beside it with the .idx suffix */
+  AFC_DATASET_FOLDER = 1,    /* path: a folder with one sub-folder per identity (sorted names) */
+  AFC_DATASET_SYNTHETIC = 2  /* `synthetic_size` copies of one random image, label 1 */
+};
+
+enum {
+  AFC_DATASET_VERIFY_INDEX = 1, /* check every record's magic and length at open */
+  AFC_DATASET_SKIP_CORRUPT = 2  /* skip undecodable images (counted) instead of failing */
+};
+
+/* Opens a dataset. A RecordIO dataset reads record 0: when its flag is > 0 it is the
+ * insightface meta record (labels [first identity key, end key]) and the images are keys
+ * 1 .. first-1; otherwise every indexed record is an image (plain im2rec). It then reads the
+ * 24-byte header of every image record for its label (label[0] for vector labels), which must
+ * be a non-negative integer value. */
+AFC_API afc_status afc_dataset_create(int32_t kind, const char *path, int64_t synthetic_size, int32_t flags,
+                                      afc_dataset_t **out);
+
+/* Destroys a dataset; loaders using it must be destroyed first. NULL is a no-op. */
+AFC_API void afc_dataset_destroy(afc_dataset_t *dataset);
+
+/* Describes the dataset as JSON: {"kind", "path", "num_images", "num_classes",
+ * "min_label", "max_label", "has_meta", "identity_records", "warnings": [...]}.
+ * Sized like afc_model_describe: call with (NULL, 0) first. */
+AFC_API afc_status afc_dataset_describe(const afc_dataset_t *dataset, char *buf, int64_t capacity,
+                                        int64_t *needed);
+
+/* Copies the label of every image, in dataset order; `count` must equal num_images. */
+AFC_API afc_status afc_dataset_labels(const afc_dataset_t *dataset, int64_t *labels, int64_t count);
+
+/* Decodes image `index` to RGB HWC uint8 of width×height (resized bilinearly when the stored
+ * size differs) and writes its label to *label (may be NULL). */
+AFC_API afc_status afc_dataset_image(const afc_dataset_t *dataset, int64_t index, int32_t width,
+                                     int32_t height, uint8_t *rgb, int64_t rgb_size, int64_t *label);
+
+/* A loader: worker threads decode, flip and normalise ((x / 255 - 0.5) / 0.5, NCHW float32)
+ * whole batches into a bounded ring of `prefetch` batches; afc_loader_next copies the next
+ * batch out. Sharding works like PyTorch's DistributedSampler followed by drop_last: the
+ * epoch's order (a permutation seeded by seed + epoch when shuffling) is padded by repeating
+ * its start to a multiple of world_size, rank r takes every world_size-th index from r, and
+ * the last incomplete batch is dropped, so every rank runs the same number of full batches.
+ * Flips are drawn per image from (seed, epoch, position), independent of thread timing. */
+typedef struct afc_loader afc_loader_t;
+
+enum {
+  AFC_LOADER_SHUFFLE = 1, /* a new permutation every epoch */
+  AFC_LOADER_FLIP = 2     /* random horizontal flip with probability 0.5 */
+};
+
+AFC_API afc_status afc_loader_create(afc_dataset_t *dataset, int32_t batch_size, int32_t width, int32_t height,
+                                     int32_t rank, int32_t world_size, uint64_t seed, int32_t flags,
+                                     int32_t num_threads, int32_t prefetch, afc_loader_t **out);
+
+/* Stops the workers and destroys the loader. NULL is a no-op. */
+AFC_API void afc_loader_destroy(afc_loader_t *loader);
+
+/* Writes the number of batches per epoch (the same on every rank) to *steps. */
+AFC_API afc_status afc_loader_steps(const afc_loader_t *loader, int64_t *steps);
+
+/* Starts epoch `epoch` from its first batch (epoch 0 is started by create). */
+AFC_API afc_status afc_loader_set_epoch(afc_loader_t *loader, int64_t epoch);
+
+/* Waits for the next batch and copies it: `input` gets batch×3×height×width floats,
+ * `labels` batch int64 labels; *filled gets batch_size, or 0 at the end of the epoch.
+ * A decoding failure (without AFC_DATASET_SKIP_CORRUPT) is returned here, naming the record. */
+AFC_API afc_status afc_loader_next(afc_loader_t *loader, float *input, int64_t input_count, int64_t *labels,
+                                   int64_t label_count, int64_t *filled);
+
+/* Counters since create: images resized because their size differed, corrupt images skipped. */
+AFC_API afc_status afc_loader_counters(const afc_loader_t *loader, int64_t *resized, int64_t *skipped);
+
 /* ---------------------------------------------------------------------------------------
  * Training: margin loss, Partial FC, optimizers     (csrc/cpu/: margin, partial_fc, optimizer)
  * ------------------------------------------------------------------------------------- */
