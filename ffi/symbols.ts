@@ -81,6 +81,7 @@ export const symbols = {
     result: "i32",
     nonblocking: true,
   },
+  afc_loader_error: { parameters: ["pointer", "buffer", "i64", "buffer"], result: "i32" },
   afc_loader_counters: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
 
   // Training (margin loss, Partial FC, optimizers)

@@ -22,7 +22,16 @@
  *
  * @module
  */
-import { AfcError, check, cStr, lib, PtrOut, readJson, toI64, toSafeNumber } from "../ffi/mod.ts";
+import { AfcError, check, cStr, lib, PtrOut, readJson, Status, toI64, toSafeNumber } from "../ffi/mod.ts";
+
+/** Reads a NUL-terminated text through a sizing call (NULL, 0) then a filling call. */
+function readText(fill: (buf: Uint8Array<ArrayBuffer> | null, cap: bigint, needed: BigInt64Array) => number): string {
+  const needed = new BigInt64Array(1);
+  check(fill(null, 0n, needed), "Cannot read error detail");
+  const buf = new Uint8Array(Number(needed[0]));
+  check(fill(buf, BigInt(buf.length), needed), "Cannot read error detail");
+  return new TextDecoder().decode(buf.subarray(0, buf.length - 1));
+}
 
 /** The magic word that starts every RecordIO record part. */
 export const RECORD_MAGIC = 0xced7230a;
@@ -478,10 +487,12 @@ export class Loader {
       throw new RangeError(`Invalid labels buffer: ${labels.length} values, expected ${this.batchSize}`);
     }
     const filled = new BigInt64Array(1);
-    check(
-      await lib().afc_loader_next(p, input, BigInt(input.length), labels, BigInt(labels.length), filled),
-      `Cannot load a batch from "${this.#dataset.info.path}"`,
-    );
+    const status = await lib().afc_loader_next(p, input, BigInt(input.length), labels, BigInt(labels.length), filled);
+    if (status !== Status.OK) {
+      // The call ran on another thread: the detail is kept by the loader, not afc_last_error.
+      const detail = readText((buf, cap, needed) => lib().afc_loader_error(p, buf, cap, needed));
+      throw new AfcError(`Cannot load a batch from "${this.#dataset.info.path}": ${detail}`, status);
+    }
     if (!this.#warned) {
       const { resized } = this.counters();
       if (resized > 0n) {

@@ -34,7 +34,7 @@ std::string json_str(const std::string &s) {
 int64_t label_class(float v, const char *what) {
   const double r = std::nearbyint((double)v);
   AFC_CHECK(std::isfinite(v) && std::fabs((double)v - r) <= 1e-3 && r >= 0 && r < 9.0e15, AFC_ERR_FORMAT,
-            "%s: label %.9g is not a non-negative integer class", what, (double)v);
+            "%s: label %.7g is not a non-negative integer class", what, (double)v);
   return (int64_t)r;
 }
 

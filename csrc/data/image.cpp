@@ -49,8 +49,12 @@ tjhandle tj_dec() {
 
 void jpeg_header(const uint8_t *b, int64_t n, int *w, int *h, int *grey) {
   int subsamp = 0, cs = 0;
+  *w = *h = 0;
   if (tjDecompressHeader3(tj_dec(), b, (unsigned long)n, w, h, &subsamp, &cs) != 0)
     AFC_FAIL(AFC_ERR_FORMAT, "corrupt JPEG header (%lld bytes): %s", (long long)n, tjGetErrorStr2(tj.dec));
+  // A header cut short can "succeed" without a frame: no size means no image.
+  AFC_CHECK(*w > 0 && *h > 0 && *w <= 65535 && *h <= 65535, AFC_ERR_FORMAT,
+            "corrupt JPEG (%lld bytes): no frame header (truncated file?)", (long long)n);
   *grey = cs == TJCS_GRAY;
 }
 

@@ -45,6 +45,7 @@ struct afc_loader {
   bool stop = false;
   std::vector<std::thread> threads;
   std::atomic<int64_t> resized{0}, skipped{0};
+  std::string last_error;
 
   void plan(int64_t e);
   void fill(Slot &s, int64_t b, int64_t epoch_of_batch);
@@ -224,8 +225,24 @@ AFC_API afc_status afc_loader_next(afc_loader_t *l, float *input, int64_t input_
     l->consumed++;
     l->work_cv.notify_all();
     lock.unlock();
-    if (st != AFC_OK) AFC_FAIL(st, "%s", err.c_str());
+    if (st != AFC_OK) {
+      l->last_error = "afc_loader_next: " + err;
+      AFC_FAIL(st, "%s", err.c_str());
+    }
     *filled = l->batch;
+  });
+}
+
+AFC_API afc_status afc_loader_error(const afc_loader_t *l, char *buf, int64_t capacity, int64_t *needed) {
+  return AFC_GUARD({
+    AFC_CHECK(l && needed, AFC_ERR_INVALID_ARGUMENT, "loader or needed is NULL");
+    const std::string &s = l->last_error;
+    if (buf && capacity > 0) {
+      const size_t n = std::min<size_t>(s.size(), (size_t)capacity - 1);
+      memcpy(buf, s.data(), n);
+      buf[n] = 0;
+    }
+    *needed = (int64_t)s.size() + 1;
   });
 }
 

@@ -58,12 +58,12 @@ RecordReader::RecordReader(const std::string &rec_path, const std::string &idx_p
     if (!ok) {
       snprintf(buf, sizeof buf, "line %lld is not \"key<TAB>offset\" with non-negative 64-bit integers",
                (long long)lineno);
-    } else if (off % 4 != 0) {
-      snprintf(buf, sizeof buf, "key %lld: offset %llu is not a multiple of 4 (\"%s\" holds %lld bytes)", key,
-               off, rec_path.c_str(), (long long)size_);
     } else if (off > (unsigned long long)size_ || (unsigned long long)size_ - off < 8) {
       snprintf(buf, sizeof buf, "key %lld: offset %llu is past the end of \"%s\" (%lld bytes)", key, off,
                rec_path.c_str(), (long long)size_);
+    } else if (off % 4 != 0) {
+      snprintf(buf, sizeof buf, "key %lld: offset %llu is not a multiple of 4 (\"%s\" holds %lld bytes)", key,
+               off, rec_path.c_str(), (long long)size_);
     } else if (pos_.count(key)) {
       snprintf(buf, sizeof buf, "key %lld is listed twice (lines %lld and %lld)", key,
                (long long)pos_[key] + 1, (long long)lineno);

@@ -302,6 +302,11 @@ AFC_API afc_status afc_loader_set_epoch(afc_loader_t *loader, int64_t epoch);
 AFC_API afc_status afc_loader_next(afc_loader_t *loader, float *input, int64_t input_count, int64_t *labels,
                                    int64_t label_count, int64_t *filled);
 
+/* The detail text of the loader's last failed afc_loader_next, or "" when it has not failed.
+ * afc_loader_next usually runs on another thread, whose afc_last_error the caller cannot
+ * read; this copy stays with the loader. Sized like afc_dataset_describe. */
+AFC_API afc_status afc_loader_error(const afc_loader_t *loader, char *buf, int64_t capacity, int64_t *needed);
+
 /* Counters since create: images resized because their size differed, corrupt images skipped. */
 AFC_API afc_status afc_loader_counters(const afc_loader_t *loader, int64_t *resized, int64_t *skipped);
 
