@@ -83,7 +83,6 @@ export const symbols = {
   },
   afc_loader_error: { parameters: ["pointer", "buffer", "i64", "buffer"], result: "i32" },
   afc_loader_counters: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
-
   // Training (margin loss, Partial FC, optimizers)
 
   // Distributed (csrc/dist/)

@@ -25,7 +25,9 @@
 import { AfcError, check, cStr, lib, PtrOut, readJson, Status, toI64, toSafeNumber } from "../ffi/mod.ts";
 
 /** Reads a NUL-terminated text through a sizing call (NULL, 0) then a filling call. */
-function readText(fill: (buf: Uint8Array<ArrayBuffer> | null, cap: bigint, needed: BigInt64Array) => number): string {
+function readText(
+  fill: (buf: Uint8Array<ArrayBuffer> | null, cap: bigint, needed: BigInt64Array) => number,
+): string {
   const needed = new BigInt64Array(1);
   check(fill(null, 0n, needed), "Cannot read error detail");
   const buf = new Uint8Array(Number(needed[0]));
@@ -82,11 +84,21 @@ export function unpackRecord(payload: Uint8Array<ArrayBuffer>): ImageRecord {
   const v = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
   const flag = v.getUint32(0, true);
   if (flag > 0 && 24 + 4 * flag > payload.length) {
-    throw new RangeError(`Cannot unpack record: flag ${flag} needs ${24 + 4 * flag} bytes, it has ${payload.length}`);
+    throw new RangeError(
+      `Cannot unpack record: flag ${flag} needs ${24 + 4 * flag} bytes, it has ${payload.length}`,
+    );
   }
-  const labels = flag === 0 ? [v.getFloat32(4, true)] : Array.from({ length: flag }, (_, i) => v.getFloat32(24 + 4 * i, true));
+  const labels = flag === 0
+    ? [v.getFloat32(4, true)]
+    : Array.from({ length: flag }, (_, i) => v.getFloat32(24 + 4 * i, true));
   const start = flag === 0 ? 24 : 24 + 4 * flag;
-  return { flag, labels, id: v.getBigUint64(8, true), id2: v.getBigUint64(16, true), image: payload.slice(start) };
+  return {
+    flag,
+    labels,
+    id: v.getBigUint64(8, true),
+    id2: v.getBigUint64(16, true),
+    image: payload.slice(start),
+  };
 }
 
 /** `x.rec` → `x.idx`. */
@@ -134,14 +146,20 @@ export class RecordFile {
   /** Number of indexed records. */
   get count(): bigint {
     const out = new BigInt64Array(2);
-    check(lib().afc_recordio_count(this.#live("count records"), out.subarray(0, 1), out.subarray(1)), "Cannot count records");
+    check(
+      lib().afc_recordio_count(this.#live("count records"), out.subarray(0, 1), out.subarray(1)),
+      "Cannot count records",
+    );
     return out[0];
   }
 
   /** Size of the `.rec` file in bytes. */
   get fileSize(): bigint {
     const out = new BigInt64Array(2);
-    check(lib().afc_recordio_count(this.#live("read the file size"), out.subarray(0, 1), out.subarray(1)), "Cannot read the file size");
+    check(
+      lib().afc_recordio_count(this.#live("read the file size"), out.subarray(0, 1), out.subarray(1)),
+      "Cannot read the file size",
+    );
     return out[1];
   }
 
@@ -178,7 +196,9 @@ export class RecordFile {
   }
 }
 
-const writerRegistry = new FinalizationRegistry<Deno.PointerValue>((p) => lib().afc_recordio_writer_destroy(p));
+const writerRegistry = new FinalizationRegistry<Deno.PointerValue>((p) =>
+  lib().afc_recordio_writer_destroy(p)
+);
 
 /**
  * Writes a RecordIO file and its index atomically: everything goes to `<name>.tmp` files
@@ -197,7 +217,10 @@ export class RecordWriter {
   /** Starts writing `recPath` and its index (default: same name with `.idx`). */
   static create(recPath: string, idxPath = indexPathFor(recPath)): RecordWriter {
     const out = new PtrOut();
-    check(lib().afc_recordio_writer_create(cStr(recPath), cStr(idxPath), out.buf), `Cannot create RecordIO "${recPath}"`);
+    check(
+      lib().afc_recordio_writer_create(cStr(recPath), cStr(idxPath), out.buf),
+      `Cannot create RecordIO "${recPath}"`,
+    );
     return new RecordWriter(out.value, recPath);
   }
 
@@ -285,7 +308,9 @@ const datasetRegistry = new FinalizationRegistry<Deno.PointerValue>((p) => lib()
 const loaderRegistry = new FinalizationRegistry<Deno.PointerValue>((p) => lib().afc_loader_destroy(p));
 
 function positiveInt(v: number, name: string, max = 2 ** 31 - 1): number {
-  if (!Number.isInteger(v) || v < 1 || v > max) throw new RangeError(`Invalid ${name} ${v}: expected an integer in 1..${max}`);
+  if (!Number.isInteger(v) || v < 1 || v > max) {
+    throw new RangeError(`Invalid ${name} ${v}: expected an integer in 1..${max}`);
+  }
   return v;
 }
 
@@ -323,7 +348,13 @@ export class Dataset {
       if (source.kind === "recordio" && source.verifyIndex !== false) flags |= 1;
       if (source.skipCorrupt) flags |= 2;
     }
-    if (!(source.kind in KINDS)) throw new TypeError(`Unknown dataset kind "${(source as { kind: string }).kind}": expected "recordio", "folder" or "synthetic"`);
+    if (!(source.kind in KINDS)) {
+      throw new TypeError(
+        `Unknown dataset kind "${
+          (source as { kind: string }).kind
+        }": expected "recordio", "folder" or "synthetic"`,
+      );
+    }
     check(
       lib().afc_dataset_create(KINDS[source.kind], path === null ? null : cStr(path), size, flags, out.buf),
       `Cannot open dataset "${path ?? "synthetic"}"`,
@@ -470,8 +501,13 @@ export class Loader {
 
   /** Restarts at the first batch of `epoch` (its own shuffle). Epoch 0 is started already. */
   async setEpoch(epoch: number): Promise<void> {
-    if (!Number.isSafeInteger(epoch) || epoch < 0) throw new RangeError(`Invalid epoch ${epoch}: expected a non-negative integer`);
-    check(await lib().afc_loader_set_epoch(this.#live("set the epoch"), BigInt(epoch)), `Cannot start epoch ${epoch}`);
+    if (!Number.isSafeInteger(epoch) || epoch < 0) {
+      throw new RangeError(`Invalid epoch ${epoch}: expected a non-negative integer`);
+    }
+    check(
+      await lib().afc_loader_set_epoch(this.#live("set the epoch"), BigInt(epoch)),
+      `Cannot start epoch ${epoch}`,
+    );
   }
 
   /**
@@ -481,13 +517,22 @@ export class Loader {
   async next(input: Float32Array<ArrayBuffer>, labels: BigInt64Array<ArrayBuffer>): Promise<number> {
     const p = this.#live("read a batch");
     if (input.length !== this.inputLength) {
-      throw new RangeError(`Invalid input buffer: ${input.length} floats, expected ${this.batchSize}×3×${this.height}×${this.width} = ${this.inputLength}`);
+      throw new RangeError(
+        `Invalid input buffer: ${input.length} floats, expected ${this.batchSize}×3×${this.height}×${this.width} = ${this.inputLength}`,
+      );
     }
     if (labels.length !== this.batchSize) {
       throw new RangeError(`Invalid labels buffer: ${labels.length} values, expected ${this.batchSize}`);
     }
     const filled = new BigInt64Array(1);
-    const status = await lib().afc_loader_next(p, input, BigInt(input.length), labels, BigInt(labels.length), filled);
+    const status = await lib().afc_loader_next(
+      p,
+      input,
+      BigInt(input.length),
+      labels,
+      BigInt(labels.length),
+      filled,
+    );
     if (status !== Status.OK) {
       // The call ran on another thread: the detail is kept by the loader, not afc_last_error.
       const detail = readText((buf, cap, needed) => lib().afc_loader_error(p, buf, cap, needed));
@@ -497,7 +542,9 @@ export class Loader {
       const { resized } = this.counters();
       if (resized > 0n) {
         this.#warned = true;
-        console.warn(`Resizing images of "${this.#dataset.info.path}" to ${this.width}x${this.height} (bilinear): their stored size differs`);
+        console.warn(
+          `Resizing images of "${this.#dataset.info.path}" to ${this.width}x${this.height} (bilinear): their stored size differs`,
+        );
       }
     }
     return Number(filled[0]);
@@ -506,7 +553,10 @@ export class Loader {
   /** Images resized because their size differed, and corrupt images skipped, so far. */
   counters(): { resized: bigint; skipped: bigint } {
     const out = new BigInt64Array(2);
-    check(lib().afc_loader_counters(this.#live("read counters"), out.subarray(0, 1), out.subarray(1)), "Cannot read counters");
+    check(
+      lib().afc_loader_counters(this.#live("read counters"), out.subarray(0, 1), out.subarray(1)),
+      "Cannot read counters",
+    );
     return { resized: out[0], skipped: out[1] };
   }
 
@@ -544,7 +594,9 @@ export interface DataConfig {
  */
 export function openDataset(config: DataConfig): Dataset {
   if (typeof config.rec !== "string" || config.rec === "") {
-    throw new TypeError(`Invalid rec ${JSON.stringify(config.rec)}: expected a folder, a .rec file or "synthetic"`);
+    throw new TypeError(
+      `Invalid rec ${JSON.stringify(config.rec)}: expected a folder, a .rec file or "synthetic"`,
+    );
   }
   let ds: Dataset;
   if (config.rec === "synthetic") {
@@ -556,7 +608,12 @@ export function openDataset(config: DataConfig): Dataset {
       isRec = Deno.statSync(rec).isFile;
     } catch { /* not a RecordIO folder */ }
     ds = isRec
-      ? Dataset.open({ kind: "recordio", path: rec, verifyIndex: config.verify_index, skipCorrupt: config.skip_corrupt })
+      ? Dataset.open({
+        kind: "recordio",
+        path: rec,
+        verifyIndex: config.verify_index,
+        skipCorrupt: config.skip_corrupt,
+      })
       : Dataset.open({ kind: "folder", path: config.rec, skipCorrupt: config.skip_corrupt });
   }
   for (const w of ds.info.warnings) console.warn(`Warning: ${w}`);
@@ -570,4 +627,3 @@ export function openDataset(config: DataConfig): Dataset {
   }
   return ds;
 }
-

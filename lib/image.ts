@@ -32,7 +32,13 @@ function checkSize(width: number, height: number, what: string): void {
 export function imageInfo(bytes: Uint8Array<ArrayBuffer>): ImageInfo {
   const out = new Int32Array(3);
   check(
-    lib().afc_image_info(bytes, BigInt(bytes.length), out.subarray(0, 1), out.subarray(1, 2), out.subarray(2, 3)),
+    lib().afc_image_info(
+      bytes,
+      BigInt(bytes.length),
+      out.subarray(0, 1),
+      out.subarray(1, 2),
+      out.subarray(2, 3),
+    ),
     "Cannot read image header",
   );
   return { width: out[0], height: out[1], channels: out[2] as 1 | 3 };
@@ -42,7 +48,11 @@ export function imageInfo(bytes: Uint8Array<ArrayBuffer>): ImageInfo {
  * Decodes an encoded image to RGB (greyscale repeated into 3 channels). When `width` and
  * `height` are given and differ from the stored size, the image is resized bilinearly.
  */
-export function decodeImage(bytes: Uint8Array<ArrayBuffer>, width?: number, height?: number): Uint8Array<ArrayBuffer> {
+export function decodeImage(
+  bytes: Uint8Array<ArrayBuffer>,
+  width?: number,
+  height?: number,
+): Uint8Array<ArrayBuffer> {
   if (width === undefined || height === undefined) {
     const info = imageInfo(bytes);
     width ??= info.width;
@@ -77,11 +87,24 @@ export function resizeImage(
   checkSize(width, height, "source");
   checkSize(dstWidth, dstHeight, "destination");
   if (rgb.length !== width * height * 3) {
-    throw new RangeError(`Cannot resize image: ${rgb.length} bytes given, expected ${width}x${height}x3 = ${width * height * 3}`);
+    throw new RangeError(
+      `Cannot resize image: ${rgb.length} bytes given, expected ${width}x${height}x3 = ${width * height * 3}`,
+    );
   }
   const dst = new Uint8Array(dstWidth * dstHeight * 3);
   check(
-    lib().afc_image_resize(rgb, width, height, crop.x, crop.y, crop.width, crop.height, dst, dstWidth, dstHeight),
+    lib().afc_image_resize(
+      rgb,
+      width,
+      height,
+      crop.x,
+      crop.y,
+      crop.width,
+      crop.height,
+      dst,
+      dstWidth,
+      dstHeight,
+    ),
     "Cannot resize image",
   );
   return dst;
@@ -96,7 +119,9 @@ export function encodeJpeg(
 ): Uint8Array<ArrayBuffer> {
   checkSize(width, height, "image");
   if (rgb.length !== width * height * 3) {
-    throw new RangeError(`Cannot encode JPEG: ${rgb.length} bytes given, expected ${width}x${height}x3 = ${width * height * 3}`);
+    throw new RangeError(
+      `Cannot encode JPEG: ${rgb.length} bytes given, expected ${width}x${height}x3 = ${width * height * 3}`,
+    );
   }
   if (!Number.isInteger(quality) || quality < 1 || quality > 100) {
     throw new RangeError(`Invalid JPEG quality ${quality}: expected an integer in 1..100`);
@@ -105,6 +130,9 @@ export function encodeJpeg(
   const l = lib();
   check(l.afc_image_encode_jpeg(rgb, width, height, quality, null, 0n, written), "Cannot encode JPEG");
   const out = new Uint8Array(Number(written[0]));
-  check(l.afc_image_encode_jpeg(rgb, width, height, quality, out, BigInt(out.length), written), "Cannot encode JPEG");
+  check(
+    l.afc_image_encode_jpeg(rgb, width, height, quality, out, BigInt(out.length), written),
+    "Cannot encode JPEG",
+  );
   return out.slice(0, Number(written[0]));
 }

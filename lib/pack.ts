@@ -38,10 +38,16 @@ export function listFolder(root: string): PackItem[] {
   const classes = [...Deno.readDirSync(root)].filter((e) => e.isDirectory).map((e) => e.name).sort(natural);
   const items: PackItem[] = [];
   classes.forEach((c, label) => {
-    const files = [...Deno.readDirSync(`${root}/${c}`)].filter((e) => e.isFile && IMAGE.test(e.name)).map((e) => e.name).sort(natural);
+    const files = [...Deno.readDirSync(`${root}/${c}`)].filter((e) => e.isFile && IMAGE.test(e.name)).map((
+      e,
+    ) => e.name).sort(natural);
     for (const f of files) items.push({ path: `${root}/${c}/${f}`, label });
   });
-  if (items.length === 0) throw new Error(`Cannot pack "${root}": no images in sub-folders (expected <root>/<identity>/<image>.jpg)`);
+  if (items.length === 0) {
+    throw new Error(
+      `Cannot pack "${root}": no images in sub-folders (expected <root>/<identity>/<image>.jpg)`,
+    );
+  }
   return items;
 }
 
@@ -58,7 +64,11 @@ export function readList(file: string): PackItem[] {
     const [path, label] = f.length >= 3 ? [f[f.length - 1], f[1]] : [f[0], f[1]];
     const n = Number(label);
     if (f.length < 2 || !Number.isInteger(n) || n < 0) {
-      throw new Error(`Cannot read list "${file}": line ${i + 1} is not "index<TAB>label<TAB>path" or "path label" with a label >= 0`);
+      throw new Error(
+        `Cannot read list "${file}": line ${
+          i + 1
+        } is not "index<TAB>label<TAB>path" or "path label" with a label >= 0`,
+      );
     }
     items.push({ path: path.startsWith("/") ? path : `${dir}/${path}`, label: n });
   });
@@ -72,19 +82,32 @@ export function fitImage(bytes: Uint8Array<ArrayBuffer>, size: number, fit: Fit)
   return fitRgb(decodeImage(bytes, width, height), width, height, size, fit);
 }
 
-function fitRgb(rgb: Uint8Array<ArrayBuffer>, w: number, h: number, size: number, fit: Fit): Uint8Array<ArrayBuffer> {
+function fitRgb(
+  rgb: Uint8Array<ArrayBuffer>,
+  w: number,
+  h: number,
+  size: number,
+  fit: Fit,
+): Uint8Array<ArrayBuffer> {
   if (w === size && h === size) return rgb;
   if (fit === "resize") return resizeImage(rgb, w, h, size, size);
   if (fit === "crop") {
     const side = Math.min(w, h);
-    return resizeImage(rgb, w, h, size, size, { x: (w - side) >> 1, y: (h - side) >> 1, width: side, height: side });
+    return resizeImage(rgb, w, h, size, size, {
+      x: (w - side) >> 1,
+      y: (h - side) >> 1,
+      width: side,
+      height: side,
+    });
   }
   const scale = size / Math.max(w, h);
   const sw = Math.max(1, Math.round(w * scale)), sh = Math.max(1, Math.round(h * scale));
   const scaled = sw === w && sh === h ? rgb : resizeImage(rgb, w, h, sw, sh);
   const out = new Uint8Array(size * size * 3);
   const x0 = (size - sw) >> 1, y0 = (size - sh) >> 1;
-  for (let y = 0; y < sh; y++) out.set(scaled.subarray(y * sw * 3, (y + 1) * sw * 3), ((y0 + y) * size + x0) * 3);
+  for (let y = 0; y < sh; y++) {
+    out.set(scaled.subarray(y * sw * 3, (y + 1) * sw * 3), ((y0 + y) * size + x0) * 3);
+  }
   return out;
 }
 
@@ -93,10 +116,18 @@ function fitRgb(rgb: Uint8Array<ArrayBuffer>, w: number, h: number, size: number
  * only when everything was written (temp files renamed at the end).
  * Returns the numbers of images and identities written.
  */
-export async function pack(items: PackItem[], recPath: string, options: PackOptions = {}): Promise<{ images: number; identities: number }> {
+export async function pack(
+  items: PackItem[],
+  recPath: string,
+  options: PackOptions = {},
+): Promise<{ images: number; identities: number }> {
   const size = options.size ?? 112, quality = options.quality ?? 95, fit = options.fit ?? "resize";
-  if (!Number.isInteger(size) || size < 1 || size > 4096) throw new RangeError(`Invalid size ${size}: expected 1..4096`);
-  if (!["resize", "crop", "pad"].includes(fit)) throw new RangeError(`Invalid fit "${fit}": expected "resize", "crop" or "pad"`);
+  if (!Number.isInteger(size) || size < 1 || size > 4096) {
+    throw new RangeError(`Invalid size ${size}: expected 1..4096`);
+  }
+  if (!["resize", "crop", "pad"].includes(fit)) {
+    throw new RangeError(`Invalid fit "${fit}": expected "resize", "crop" or "pad"`);
+  }
   // Images grouped by label, file order kept within a label; labels renumbered 0..K-1.
   const byLabel = [...items].sort((a, b) => a.label - b.label);
   const distinct = [...new Set(byLabel.map((i) => i.label))];

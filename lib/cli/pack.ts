@@ -68,7 +68,9 @@ export async function main(args: string[]): Promise<number> {
         const width = 30, filled = Math.round((done / total) * width);
         const rate = done / Math.max((now - start) / 1000, 1e-3);
         Deno.stderr.writeSync(enc.encode(
-          `\r[${"#".repeat(filled)}${" ".repeat(width - filled)}] ${done}/${total} images  ${rate.toFixed(0)} img/s`,
+          `\r[${"#".repeat(filled)}${" ".repeat(width - filled)}] ${done}/${total} images  ${
+            rate.toFixed(0)
+          } img/s`,
         ));
       },
     });

@@ -1,5 +1,14 @@
 import assert from "node:assert/strict";
-import { Dataset, indexPathFor, openDataset, packRecord, RECORD_MAGIC, RecordFile, RecordWriter, unpackRecord } from "../../lib/data.ts";
+import {
+  Dataset,
+  indexPathFor,
+  openDataset,
+  packRecord,
+  RECORD_MAGIC,
+  RecordFile,
+  RecordWriter,
+  unpackRecord,
+} from "../../lib/data.ts";
 import { AfcError } from "../../ffi/mod.ts";
 import { decodeImage, encodeJpeg } from "../../lib/image.ts";
 
@@ -21,7 +30,10 @@ function writeRec(dir: string, name: string, records: [number, Uint8Array<ArrayB
 
 /** n 4×4 greyscale images, image i filled with value 10·i, label labelOf(i). */
 function images(n: number, labelOf = (i: number) => i): [number, Uint8Array<ArrayBuffer>][] {
-  return Array.from({ length: n }, (_, i) => [i, packRecord(labelOf(i), pgm(4, 4, new Array(16).fill(10 * i)))]);
+  return Array.from(
+    { length: n },
+    (_, i) => [i, packRecord(labelOf(i), pgm(4, 4, new Array(16).fill(10 * i)))],
+  );
 }
 
 Deno.test("RecordIO round trip, with multi-part records split at the magic like dmlc-core", () => {
@@ -70,7 +82,9 @@ Deno.test("an unfinished writer leaves no file under the real name", () => {
 Deno.test("insightface layout: 6 images, meta [7, 10], 3 identity records", () => {
   const dir = Deno.makeTempDirSync();
   const recs: [number, Uint8Array<ArrayBuffer>][] = [[0, packRecord([7, 10])]];
-  for (let i = 1; i <= 6; i++) recs.push([i, packRecord(Math.floor((i - 1) / 2), pgm(4, 4, new Array(16).fill(i)))]);
+  for (let i = 1; i <= 6; i++) {
+    recs.push([i, packRecord(Math.floor((i - 1) / 2), pgm(4, 4, new Array(16).fill(i)))]);
+  }
   for (let c = 0; c < 3; c++) recs.push([7 + c, packRecord([1 + 2 * c, 3 + 2 * c])]);
   using ds = Dataset.open({ kind: "recordio", path: writeRec(dir, "train", recs) });
   assert.equal(ds.numImages, 6);
@@ -97,7 +111,10 @@ Deno.test("plain im2rec files: record 0 is an image, or keys start at 1; none dr
 
 Deno.test("a meta record claiming zero images falls back to the index keys with a warning", () => {
   const dir = Deno.makeTempDirSync();
-  const recs: [number, Uint8Array<ArrayBuffer>][] = [[0, packRecord([0, 0])], ...images(5).map(([k, p]) => [k + 1, p] as [number, Uint8Array<ArrayBuffer>])];
+  const recs: [number, Uint8Array<ArrayBuffer>][] = [
+    [0, packRecord([0, 0])],
+    ...images(5).map(([k, p]) => [k + 1, p] as [number, Uint8Array<ArrayBuffer>]),
+  ];
   using ds = Dataset.open({ kind: "recordio", path: writeRec(dir, "z", recs) });
   assert.equal(ds.numImages, 5);
   assert.equal(ds.info.warnings.length, 1);
@@ -121,7 +138,10 @@ Deno.test("labels 7.0, [7, 3] (flag 2) and 7.0000005 are class 7; 7.4 and -1 fai
     const path = writeRec(dir, "bad", [[0, packRecord(1, img)], [1, packRecord(bad, img)]]);
     assert.throws(
       () => Dataset.open({ kind: "recordio", path }),
-      (e: AfcError) => e.message.includes(`record key 1 at offset 60 of "${path}": label ${bad} is not a non-negative integer class`),
+      (e: AfcError) =>
+        e.message.includes(
+          `record key 1 at offset 60 of "${path}": label ${bad} is not a non-negative integer class`,
+        ),
     );
   }
   Deno.removeSync(dir, { recursive: true });
@@ -132,9 +152,15 @@ Deno.test("labels numbered from 1, or beyond num_classes, fail before training",
   const path = writeRec(dir, "train", images(4, (i) => i + 1));
   assert.throws(
     () => openDataset({ rec: path, num_classes: 4 }),
-    (e: Error) => e instanceof RangeError && e.message === `Cannot train on "${path}": the largest label is 4 but num_classes is 4 (labels seem numbered from 1: renumber them from 0)`,
+    (e: Error) =>
+      e instanceof RangeError &&
+      e.message ===
+        `Cannot train on "${path}": the largest label is 4 but num_classes is 4 (labels seem numbered from 1: renumber them from 0)`,
   );
-  assert.throws(() => openDataset({ rec: dir, num_classes: 3 }), /largest label is 4 but num_classes is 3 \(set num_classes to at least 5\)/);
+  assert.throws(
+    () => openDataset({ rec: dir, num_classes: 3 }),
+    /largest label is 4 but num_classes is 3 \(set num_classes to at least 5\)/,
+  );
   openDataset({ rec: dir, num_classes: 5 }).close();
   Deno.removeSync(dir, { recursive: true });
 });
@@ -146,16 +172,31 @@ Deno.test("truncated .rec, wrong magic and offsets past the end name the file, k
   Deno.truncateSync(path, size - 10);
   assert.throws(
     () => RecordFile.open(path),
-    (e: AfcError) => e.message.includes(`key 2: offset ${size / 3 * 2} of "${path}" (${size - 10} bytes) starts a record of`) && /truncated/.test(e.message),
+    (e: AfcError) =>
+      e.message.includes(
+        `key 2: offset ${size / 3 * 2} of "${path}" (${size - 10} bytes) starts a record of`,
+      ) && /truncated/.test(e.message),
   );
   using f = RecordFile.open(path, { verify: false });
-  assert.throws(() => f.read(2), (e: AfcError) => e.message.includes(`record key 2 at offset ${size / 3 * 2} of "${path}"`) && e.message.includes(`the file holds ${size - 10} bytes`));
+  assert.throws(
+    () => f.read(2),
+    (e: AfcError) =>
+      e.message.includes(`record key 2 at offset ${size / 3 * 2} of "${path}"`) &&
+      e.message.includes(`the file holds ${size - 10} bytes`),
+  );
   // an index offset inside a record
   Deno.writeTextFileSync(indexPathFor(path), "0\t0\n1\t8\n");
-  assert.throws(() => RecordFile.open(path), (e: AfcError) => /key 1: offset 8 of .* holds 0x[0-9a-f]{8}, not the record magic/.test(e.message));
+  assert.throws(
+    () => RecordFile.open(path),
+    (e: AfcError) => /key 1: offset 8 of .* holds 0x[0-9a-f]{8}, not the record magic/.test(e.message),
+  );
   // past the end
   Deno.writeTextFileSync(indexPathFor(path), `0\t0\n5\t${size}\n`);
-  assert.throws(() => RecordFile.open(path), (e: AfcError) => e.message.includes(`key 5: offset ${size} is past the end of "${path}" (${size - 10} bytes)`));
+  assert.throws(
+    () => RecordFile.open(path),
+    (e: AfcError) =>
+      e.message.includes(`key 5: offset ${size} is past the end of "${path}" (${size - 10} bytes)`),
+  );
   Deno.removeSync(dir, { recursive: true });
 });
 
@@ -190,21 +231,37 @@ Deno.test("C28: offsets beyond 2 GiB and 4 GiB in a sparse file, impossible offs
   using ds = Dataset.open({ kind: "recordio", path });
   assert.deepEqual([...ds.labels()], [0n, 1n, 2n]);
   const variants: [string, string][] = [
-    ["18446744073709551615", `key 1: offset 18446744073709551615 is past the end of "${path}" (${size} bytes)`],
+    [
+      "18446744073709551615",
+      `key 1: offset 18446744073709551615 is past the end of "${path}" (${size} bytes)`,
+    ],
     ["2147483658", `key 1: offset 2147483658 is not a multiple of 4 ("${path}" holds ${size} bytes)`],
-    ["2147483672", `key 1: offset 2147483672 of "${path}" (${size} bytes) holds 0x00000000, not the record magic`],
+    [
+      "2147483672",
+      `key 1: offset 2147483672 of "${path}" (${size} bytes) holds 0x00000000, not the record magic`,
+    ],
   ];
   for (const [bad, message] of variants) {
     Deno.writeTextFileSync(idx, `0\t0\n1\t${bad}\n2\t4294967304\n`);
-    assert.throws(() => RecordFile.open(path), (e: AfcError) => e.message.includes(`bad index "${idx}": ${message}`), bad);
+    assert.throws(
+      () => RecordFile.open(path),
+      (e: AfcError) => e.message.includes(`bad index "${idx}": ${message}`),
+      bad,
+    );
   }
   Deno.removeSync(dir, { recursive: true });
 });
 
 /** A dataset of n PPM images 2×1, image i = pixels (i, 0, 255) (i, 128, 1), label i. */
 function ppmDataset(dir: string, n: number): Dataset {
-  const recs = Array.from({ length: n }, (_, i) =>
-    [i, packRecord(i, new Uint8Array([...te.encode("P6 2 1 255\n"), i, 0, 255, i, 128, 1]))] as [number, Uint8Array<ArrayBuffer>]);
+  const recs = Array.from(
+    { length: n },
+    (_, i) =>
+      [i, packRecord(i, new Uint8Array([...te.encode("P6 2 1 255\n"), i, 0, 255, i, 128, 1]))] as [
+        number,
+        Uint8Array<ArrayBuffer>,
+      ],
+  );
   return Dataset.open({ kind: "recordio", path: writeRec(dir, `ppm${n}`, recs) });
 }
 
@@ -249,7 +306,10 @@ Deno.test("sharding over 2 and 3 ranks: padded like DistributedSampler, equal fu
   const dir = Deno.makeTempDirSync();
   using ds = ppmDataset(dir, 20);
   const o = { batchSize: 3, width: 2, height: 1, shuffle: false, flip: false };
-  const two = [await epochLabels(ds, { ...o, rank: 0, worldSize: 2 }), await epochLabels(ds, { ...o, rank: 1, worldSize: 2 })];
+  const two = [
+    await epochLabels(ds, { ...o, rank: 0, worldSize: 2 }),
+    await epochLabels(ds, { ...o, rank: 1, worldSize: 2 }),
+  ];
   assert.deepEqual(two[0], [[0n, 2n, 4n], [6n, 8n, 10n], [12n, 14n, 16n]]);
   assert.deepEqual(two[1], [[1n, 3n, 5n], [7n, 9n, 11n], [13n, 15n, 17n]]);
   const three = await Promise.all([0, 1, 2].map((rank) => epochLabels(ds, { ...o, rank, worldSize: 3 })));
@@ -257,7 +317,9 @@ Deno.test("sharding over 2 and 3 ranks: padded like DistributedSampler, equal fu
   assert.deepEqual(three.map((r) => r.length), [2, 2, 2]);
   assert.deepEqual(three[2], [[2n, 5n, 8n], [11n, 14n, 17n]]);
   // shuffled: every rank still gets the same number of steps, shards are disjoint
-  const shuffled = await Promise.all([0, 1, 2].map((rank) => epochLabels(ds, { ...o, shuffle: true, rank, worldSize: 3 })));
+  const shuffled = await Promise.all(
+    [0, 1, 2].map((rank) => epochLabels(ds, { ...o, shuffle: true, rank, worldSize: 3 })),
+  );
   assert.deepEqual(shuffled.map((r) => r.length), [2, 2, 2]);
   assert.equal(new Set(shuffled.flat(2)).size, 18);
   Deno.removeSync(dir, { recursive: true });
@@ -283,7 +345,10 @@ Deno.test("random horizontal flip mirrors some images, the same ones for the sam
 Deno.test("a corrupt JPEG fails the batch naming the record; skip_corrupt counts it", async () => {
   const dir = Deno.makeTempDirSync();
   const good = encodeJpeg(new Uint8Array(8 * 8 * 3).fill(100), 8, 8, 90);
-  const recs = Array.from({ length: 4 }, (_, i) => [i, packRecord(i, i === 2 ? good.slice(0, 40) : good)] as [number, Uint8Array<ArrayBuffer>]);
+  const recs = Array.from(
+    { length: 4 },
+    (_, i) => [i, packRecord(i, i === 2 ? good.slice(0, 40) : good)] as [number, Uint8Array<ArrayBuffer>],
+  );
   const path = writeRec(dir, "c", recs);
   const o = { batchSize: 4, width: 8, height: 8, shuffle: false };
   {
@@ -291,7 +356,10 @@ Deno.test("a corrupt JPEG fails the batch naming the record; skip_corrupt counts
     using l = ds.loader(o);
     const input = new Float32Array(l.inputLength), labels = new BigInt64Array(4);
     const off = Number(RecordFile.open(path).entries()[2].offset);
-    await assert.rejects(l.next(input, labels), (e: AfcError) => e.message.includes(`cannot decode record key 2 at offset ${off} of "${path}"`));
+    await assert.rejects(
+      l.next(input, labels),
+      (e: AfcError) => e.message.includes(`cannot decode record key 2 at offset ${off} of "${path}"`),
+    );
   }
   using ds = Dataset.open({ kind: "recordio", path, skipCorrupt: true });
   using l = ds.loader(o);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { decodeImage, encodeJpeg, imageInfo, resizeImage } from "../../lib/image.ts";
-import { AfcError } from "../../ffi/mod.ts";
+import type { AfcError } from "../../ffi/mod.ts";
 
 const ascii = (s: string) => new TextEncoder().encode(s);
 
@@ -14,10 +14,20 @@ function crc32(bytes: Uint8Array): number {
 }
 
 /** A minimal PNG (8-bit, colour type 0 grey or 2 RGB, no filtering) built by hand. */
-async function png(width: number, height: number, channels: 1 | 3, pixels: number[]): Promise<Uint8Array<ArrayBuffer>> {
+async function png(
+  width: number,
+  height: number,
+  channels: 1 | 3,
+  pixels: number[],
+): Promise<Uint8Array<ArrayBuffer>> {
   const raw: number[] = [];
-  for (let y = 0; y < height; y++) raw.push(0, ...pixels.slice(y * width * channels, (y + 1) * width * channels));
-  const z = new Uint8Array(await new Response(new Blob([new Uint8Array(raw)]).stream().pipeThrough(new CompressionStream("deflate"))).arrayBuffer());
+  for (let y = 0; y < height; y++) {
+    raw.push(0, ...pixels.slice(y * width * channels, (y + 1) * width * channels));
+  }
+  const z = new Uint8Array(
+    await new Response(new Blob([new Uint8Array(raw)]).stream().pipeThrough(new CompressionStream("deflate")))
+      .arrayBuffer(),
+  );
   const chunk = (type: string, data: Uint8Array) => {
     const body = new Uint8Array([...ascii(type), ...data]);
     const out = new Uint8Array(12 + data.length);
@@ -73,7 +83,9 @@ Deno.test("JPEG round trip: a flat colour survives quality 100 within 2 levels",
   assert.deepEqual([...jpeg.subarray(0, 3)], [0xff, 0xd8, 0xff]);
   assert.deepEqual(imageInfo(jpeg), { width: 16, height: 16, channels: 3 });
   const back = decodeImage(jpeg);
-  for (let i = 0; i < back.length; i++) assert.ok(Math.abs(back[i] - rgb[i]) <= 2, `byte ${i}: ${back[i]} vs ${rgb[i]}`);
+  for (let i = 0; i < back.length; i++) {
+    assert.ok(Math.abs(back[i] - rgb[i]) <= 2, `byte ${i}: ${back[i]} vs ${rgb[i]}`);
+  }
   // decoding to another size resizes; a flat image stays flat
   const small = decodeImage(jpeg, 4, 8);
   assert.equal(small.length, 4 * 8 * 3);
@@ -85,13 +97,19 @@ Deno.test("bilinear resize uses pixel centres (OpenCV INTER_LINEAR values)", () 
   assert.deepEqual([...resizeImage(src, 2, 1, 4, 1)], grey([0, 64, 191, 255]));
   // crop the right pixel of a 3x1 image and scale it up: constant
   const src3 = new Uint8Array(grey([10, 20, 30]));
-  assert.deepEqual([...resizeImage(src3, 3, 1, 2, 2, { x: 2, y: 0, width: 1, height: 1 })], grey([30, 30, 30, 30]));
+  assert.deepEqual(
+    [...resizeImage(src3, 3, 1, 2, 2, { x: 2, y: 0, width: 1, height: 1 })],
+    grey([30, 30, 30, 30]),
+  );
   // downscale by 2 averages pairs: (0+100)/2, (200+250)/2
   assert.deepEqual([...resizeImage(new Uint8Array(grey([0, 100, 200, 250])), 4, 1, 2, 1)], grey([50, 225]));
 });
 
 Deno.test("bad images fail with a clear error", () => {
-  assert.throws(() => decodeImage(ascii("GIF89a....")), (e: AfcError) => /unknown image format/.test(e.message));
+  assert.throws(
+    () => decodeImage(ascii("GIF89a....")),
+    (e: AfcError) => /unknown image format/.test(e.message),
+  );
   assert.throws(
     () => decodeImage(new Uint8Array([...ascii("P5 4 4 255\n"), 1, 2, 3])),
     (e: AfcError) => /truncated P5 image: 4x4 needs 16 pixel bytes, 3 present/.test(e.message),
