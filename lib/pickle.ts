@@ -173,8 +173,6 @@ function describe(v: unknown): string {
   return typeof v === "string" ? `the string "${v.slice(0, 40)}"` : `${typeof v} ${String(v)}`;
 }
 
-const MARK = Symbol("mark");
-
 /** Reads one pickled object from `data` (the first STOP ends it; trailing bytes are ignored). */
 export function unpickle(data: Uint8Array, options: UnpickleOptions = {}): unknown {
   return new Unpickler(data, options).load();
