@@ -32,7 +32,9 @@ deno --version | head -1
 # node_modules/ as `deno install` would fill it where npm is reachable: the yaml package
 # from Debian's node-yaml, and an empty @types/node (Deno has the node:* types built in).
 mkdir -p node_modules/@types
-[ -e node_modules/yaml/package.json ] || ln -sfn /usr/share/nodejs/yaml node_modules/yaml
+if [ ! -e node_modules/yaml/package.json ] || [ -L node_modules/yaml ]; then
+  rm -rf node_modules/yaml && cp -rL /usr/share/nodejs/yaml node_modules/yaml
+fi
 [ -e node_modules/@types/node/package.json ] || ln -sfn ../../tasks/types-node node_modules/@types/node
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
