@@ -65,7 +65,10 @@ for (const p of [0, 1, 2]) {
 }
 
 Deno.test("a Python 2 .bin-like pickle and every Python 3 one load to the same images and labels", () => {
-  const images = [0, 1, 2, 3].map((i) => bytes(0xff, 0xd8, 0xff, 0xe0, i, 0, 255, 10));
+  const images = [0, 1, 2, 3].map((i) => {
+    const pixels = Array.from({ length: 64 }, (_, k) => 30 * i + Math.floor(k / 8) + (k % 8));
+    return Uint8Array.from([...ascii("P5\n8 8\n255\n"), ...pixels]);
+  });
   const names = ["py2_p0", "py2_p1", "py2_p2", "py3_p0", "py3_p1", "py3_p2", "py3_p3", "py3_p4", "py3_p5"];
   for (const name of names) {
     assert.deepEqual(unpickle(read(`bin_${name}.pkl`)), [images, [true, false]], name);
@@ -74,7 +77,7 @@ Deno.test("a Python 2 .bin-like pickle and every Python 3 one load to the same i
 
 Deno.test("py2str latin1 returns Python 2 str as text", () => {
   const v = unpickle(read("bin_py2_p2.pkl"), { py2str: "latin1" }) as string[][];
-  assert.equal(v[0][0], "\xff\xd8\xff\xe0\x00\x00\xff\n");
+  assert.equal(v[0][0].slice(0, 12), "P5\n8 8\n255\n\x00");
 });
 
 Deno.test("Python 2 str written by hand: SHORT_BINSTRING, BINSTRING and STRING", () => {

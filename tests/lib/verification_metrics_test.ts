@@ -1,11 +1,5 @@
 import assert from "node:assert/strict";
-import {
-  ACCURACY_THRESHOLDS,
-  arange,
-  evaluateEmbeddings,
-  kfold,
-  valAtFar,
-} from "../../lib/verification.ts";
+import { ACCURACY_THRESHOLDS, arange, evaluateEmbeddings, kfold, valAtFar } from "../../lib/verification.ts";
 
 const dir = new URL("../fixtures/verification/", import.meta.url);
 const reference = JSON.parse(Deno.readTextFileSync(new URL("reference.json", dir)));
