@@ -15,7 +15,7 @@ void OptimState::init(const OptimConfig &cfg, int64_t count) {
   if (cfg.kind == AFC_OPTIM_ADAMW) {
     m.assign(count, 0.0f);
     v.assign(count, 0.0f);
-  } else if (cfg.momentum != 0.0f) {
+  } else if (cfg.momentum != 0.0) {
     m.assign(count, 0.0f);  // with dampening 0, buf = 0·momentum + g equals torch's clone(g)
   }
 }
@@ -26,12 +26,13 @@ std::vector<float> &OptimState::buffer(int32_t which) {
   return which == 0 ? m : v;
 }
 
+// Scalars are computed in double and rounded once to float, as torch does with Python floats.
 void optim_update(const OptimConfig &cfg, OptimState &st, float *p, const float *g, int64_t n,
-                  float lr, float grad_scale) {
+                  double lr_d, float grad_scale) {
   st.steps++;
-  const float wd = cfg.weight_decay;
+  const float wd = (float)cfg.weight_decay, lr = (float)lr_d;
   if (cfg.kind == AFC_OPTIM_SGD) {
-    const float mom = cfg.momentum;
+    const float mom = (float)cfg.momentum;
     float *buf = st.m.empty() ? nullptr : st.m.data();
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
@@ -45,19 +46,20 @@ void optim_update(const OptimConfig &cfg, OptimState &st, float *p, const float 
     }
     return;
   }
-  const float b1 = cfg.beta1, b2 = cfg.beta2, eps = cfg.eps;
-  const double bc1 = 1.0 - std::pow((double)b1, (double)st.steps);
-  const double bc2 = 1.0 - std::pow((double)b2, (double)st.steps);
-  const float step_size = static_cast<float>(lr / bc1);
+  const float b1 = (float)cfg.beta1, b2 = (float)cfg.beta2, eps = (float)cfg.eps;
+  const float a1 = (float)(1.0 - cfg.beta1), a2 = (float)(1.0 - cfg.beta2);
+  const double bc1 = 1.0 - std::pow(cfg.beta1, (double)st.steps);
+  const double bc2 = 1.0 - std::pow(cfg.beta2, (double)st.steps);
+  const float step_size = static_cast<float>(lr_d / bc1);
   const float bc2_sqrt = static_cast<float>(std::sqrt(bc2));
-  const float decay = 1.0f - lr * wd;
+  const float decay = (float)(1.0 - lr_d * cfg.weight_decay);
   float *m = st.m.data(), *v = st.v.data();
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; i++) {
     const float gi = g[i] * grad_scale;
     p[i] *= decay;
-    m[i] = b1 * m[i] + (1.0f - b1) * gi;  // torch: exp_avg.lerp_(grad, 1 - beta1)
-    v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+    m[i] = b1 * m[i] + a1 * gi;  // exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+    v[i] = b2 * v[i] + a2 * gi * gi;
     const float denom = std::sqrt(v[i]) / bc2_sqrt + eps;
     p[i] -= step_size * (m[i] / denom);
   }
@@ -95,8 +97,8 @@ std::vector<float> &state_range(afc::OptimState &st, int32_t which, int64_t offs
 
 extern "C" {
 
-AFC_API afc_status afc_optim_create(int32_t kind, float momentum, float beta1, float beta2,
-                                    float eps, float weight_decay, afc_optim_t **out) {
+AFC_API afc_status afc_optim_create(int32_t kind, double momentum, double beta1, double beta2,
+                                    double eps, double weight_decay, afc_optim_t **out) {
   return AFC_GUARD({
     AFC_CHECK(out, AFC_ERR_INVALID_ARGUMENT, "out is NULL");
     AFC_CHECK(kind == AFC_OPTIM_SGD || kind == AFC_OPTIM_ADAMW, AFC_ERR_INVALID_ARGUMENT,
@@ -130,7 +132,7 @@ AFC_API afc_status afc_optim_add(afc_optim_t *opt, int64_t count, int64_t *slot)
 }
 
 AFC_API afc_status afc_optim_step(afc_optim_t *opt, int64_t slot, float *param, const float *grad,
-                                  int64_t count, float lr, float grad_scale) {
+                                  int64_t count, double lr, float grad_scale) {
   return AFC_GUARD({
     afc::OptimState &st = slot_of(opt, slot);
     const int64_t size = st.count;

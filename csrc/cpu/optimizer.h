@@ -9,7 +9,7 @@ namespace afc {
 
 struct OptimConfig {
   int32_t kind = 0;  // AFC_OPTIM_SGD or AFC_OPTIM_ADAMW
-  float momentum = 0.9f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.0f;
+  double momentum = 0.9, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
 };
 
 // The state of one parameter array: momentum buffer / exp_avg (m), exp_avg_sq (v).
@@ -23,7 +23,7 @@ struct OptimState {
 
 // param (count floats) -= update(grad · grad_scale); advances state.steps.
 void optim_update(const OptimConfig &cfg, OptimState &state, float *param, const float *grad,
-                  int64_t count, float lr, float grad_scale);
+                  int64_t count, double lr, float grad_scale);
 
 }  // namespace afc
 

@@ -374,7 +374,7 @@ AFC_API afc_status afc_pfc_zero_grad(afc_pfc_t *pfc) {
   });
 }
 
-AFC_API afc_status afc_pfc_step(afc_pfc_t *pfc, const afc_optim_t *opt, float lr, float grad_scale) {
+AFC_API afc_status afc_pfc_step(afc_pfc_t *pfc, const afc_optim_t *opt, double lr, float grad_scale) {
   return AFC_GUARD({
     AFC_CHECK(pfc && opt, AFC_ERR_INVALID_ARGUMENT, "pfc or opt is NULL");
     AFC_CHECK(std::isfinite(lr) && lr >= 0 && std::isfinite(grad_scale), AFC_ERR_INVALID_ARGUMENT,
@@ -382,7 +382,7 @@ AFC_API afc_status afc_pfc_step(afc_pfc_t *pfc, const afc_optim_t *opt, float lr
     afc::enter(pfc->ctx);
     const int64_t count = (int64_t)pfc->weight.size();
     afc::OptimState &st = pfc->state;
-    const bool needs_m = opt->cfg.kind == AFC_OPTIM_ADAMW || opt->cfg.momentum != 0.0f;
+    const bool needs_m = opt->cfg.kind == AFC_OPTIM_ADAMW || opt->cfg.momentum != 0.0;
     const bool needs_v = opt->cfg.kind == AFC_OPTIM_ADAMW;
     if (st.count != count || (needs_m && st.m.empty()) || (needs_v && st.v.empty())) {
       const int64_t steps = st.steps;  // keep a restored step count

@@ -230,9 +230,10 @@ enum {
   AFC_OPTIM_ADAMW = 1
 };
 
-/* Creates an optimizer of `kind`. SGD uses `momentum`; AdamW uses beta1, beta2, eps. */
-AFC_API afc_status afc_optim_create(int32_t kind, float momentum, float beta1, float beta2,
-                                    float eps, float weight_decay, afc_optim_t **out);
+/* Creates an optimizer of `kind`. SGD uses `momentum`; AdamW uses beta1, beta2, eps.
+ * Hyperparameters are doubles, as Python floats are in torch.optim (1 − 0.999 in double). */
+AFC_API afc_status afc_optim_create(int32_t kind, double momentum, double beta1, double beta2,
+                                    double eps, double weight_decay, afc_optim_t **out);
 
 /* Destroys an optimizer. NULL is a no-op. */
 AFC_API void afc_optim_destroy(afc_optim_t *opt);
@@ -242,7 +243,7 @@ AFC_API afc_status afc_optim_add(afc_optim_t *opt, int64_t count, int64_t *slot)
 
 /* One update of slot `slot`: param (count floats) is changed in place from grad. */
 AFC_API afc_status afc_optim_step(afc_optim_t *opt, int64_t slot, float *param, const float *grad,
-                                  int64_t count, float lr, float grad_scale);
+                                  int64_t count, double lr, float grad_scale);
 
 /* Copies `count` floats of a slot's state buffer `which` (0: momentum buffer or AdamW
  * exp_avg, 1: AdamW exp_avg_sq) from element `offset` out to `dst` / in from `src`. */
@@ -300,7 +301,7 @@ AFC_API afc_status afc_pfc_zero_grad(afc_pfc_t *pfc);
 
 /* Updates the whole shard from its gradient with `opt`'s rule and hyperparameters, keeping
  * the state for the shard inside the Partial FC. */
-AFC_API afc_status afc_pfc_step(afc_pfc_t *pfc, const afc_optim_t *opt, float lr, float grad_scale);
+AFC_API afc_status afc_pfc_step(afc_pfc_t *pfc, const afc_optim_t *opt, double lr, float grad_scale);
 
 /* Copies shard rows [row, row + rows) of the weight / its gradient / optimizer state
  * `which` (as afc_optim_state_read) out or in; `count` must be rows·embedding_size. */

@@ -184,7 +184,9 @@ TEST(PartialFC, SamplingKeepsPositivesAndRemapsLabels) {
       const bool used = std::binary_search(idx.begin(), idx.end(), c);
       float mx = 0;
       for (int k = 0; k < D; k++) mx = std::max(mx, std::fabs(g[c * D + k]));
-      if (!used) EXPECT_EQ(mx, 0.0f) << c;
+      if (!used) {
+        EXPECT_EQ(mx, 0.0f) << c;
+      }
     }
   }
   EXPECT_GT(seen.size(), 1u);  // negatives change from step to step

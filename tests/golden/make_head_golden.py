@@ -55,11 +55,27 @@ def combined_target(c, m1, m2, m3):
     return torch.where(t < limit, main, c - math.cos(limit) - 1.0 - m3)
 
 
+class DistCrossEntropy(torch.autograd.Function):
+    """DistCrossEntropyFunc for one rank: its backward is (softmax − one-hot)/B even where
+    the clamp at 1e-30 held (autograd through clamp_min would give 0 there)."""
+
+    @staticmethod
+    def forward(ctx, logits, labels):
+        p = torch.softmax(logits, dim=1)
+        ctx.save_for_backward(p, labels)
+        target = p[torch.arange(logits.size(0)), labels]
+        return -(target.clamp_min(1e-30).log()).mean()
+
+    @staticmethod
+    def backward(ctx, grad):
+        p, labels = ctx.saved_tensors
+        g = p.clone()
+        g[torch.arange(p.size(0)), labels] -= 1
+        return g / p.size(0) * grad, None
+
+
 def dist_cross_entropy(logits, labels):
-    """DistCrossEntropyFunc for one rank, through autograd."""
-    p = torch.softmax(logits, dim=1)
-    target = p[torch.arange(logits.size(0)), labels]
-    return -(target.clamp_min(1e-30).log()).mean()
+    return DistCrossEntropy.apply(logits, labels)
 
 
 def t2l(t):
