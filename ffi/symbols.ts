@@ -91,7 +91,6 @@ export const symbols = {
   afc_pfc_counters_read: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
   afc_pfc_counters_write: { parameters: ["pointer", "u64", "i64"], result: "i32" },
   afc_pfc_sample_read: { parameters: ["pointer", "buffer", "i64", "buffer"], result: "i32" },
-
   // Distributed (csrc/dist/)
 } as const satisfies Deno.ForeignLibraryInterface;
 

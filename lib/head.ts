@@ -47,12 +47,18 @@ function checkMargin(o: MarginOptions): [number, number, number, number, number,
   const s = o.s ?? 64;
   const ml = o.marginList ?? [1, 0.5, 0];
   if (!Array.isArray(ml) || ml.length !== 3 || ml.some((v) => typeof v !== "number" || !Number.isFinite(v))) {
-    throw new TypeError(`Invalid margin_list ${JSON.stringify(ml)}: expected three finite numbers (m1, m2, m3)`);
+    throw new TypeError(
+      `Invalid margin_list ${JSON.stringify(ml)}: expected three finite numbers (m1, m2, m3)`,
+    );
   }
-  if (!(s > 0) || !Number.isFinite(s)) throw new RangeError(`Invalid scale s "${s}": expected a positive number`);
+  if (!(s > 0) || !Number.isFinite(s)) {
+    throw new RangeError(`Invalid scale s "${s}": expected a positive number`);
+  }
   const t = o.interclassFilteringThreshold ?? 0;
   if (!(t >= 0 && t <= 1)) {
-    throw new RangeError(`Invalid interclass_filtering_threshold "${t}": expected 0 (off) or a cosine in (0, 1]`);
+    throw new RangeError(
+      `Invalid interclass_filtering_threshold "${t}": expected 0 (off) or a cosine in (0, 1]`,
+    );
   }
   return [s, ml[0], ml[1], ml[2], t, o.straightThrough ? 1 : 0];
 }
@@ -93,11 +99,19 @@ export class Margin {
   }
 
   /** ∂loss/∂cos from ∂loss/∂logits. */
-  backward(cos: Float32Array, labels: BigInt64Array, rows: number, cols: number, dLogits: Float32Array): Float32Array {
+  backward(
+    cos: Float32Array,
+    labels: BigInt64Array,
+    rows: number,
+    cols: number,
+    dLogits: Float32Array,
+  ): Float32Array {
     const out = new Float32Array(rows * cols);
     this.#shape(cos, labels, rows, cols, "run margin backward");
     if (dLogits.length !== rows * cols) {
-      throw new RangeError(`Cannot run margin backward: d_logits has ${dLogits.length} values, expected ${rows * cols}`);
+      throw new RangeError(
+        `Cannot run margin backward: d_logits has ${dLogits.length} values, expected ${rows * cols}`,
+      );
     }
     check(
       lib().afc_margin_backward(this.handle, cos, labels, BigInt(rows), BigInt(cols), dLogits, out),
@@ -109,7 +123,9 @@ export class Margin {
   #shape(cos: Float32Array, labels: BigInt64Array, rows: number, cols: number, action: string) {
     if (cos.length !== rows * cols || labels.length !== rows) {
       throw new RangeError(
-        `Cannot ${action}: got ${cos.length} cosines and ${labels.length} labels, expected ${rows * cols} and ${rows}`,
+        `Cannot ${action}: got ${cos.length} cosines and ${labels.length} labels, expected ${
+          rows * cols
+        } and ${rows}`,
       );
     }
   }
@@ -183,9 +199,17 @@ export class Optimizer {
   }
 
   /** One update of slot `slot`: `param` changes in place. */
-  async step(slot: number, param: Float32Array, grad: Float32Array, lr: number, gradScale = 1): Promise<void> {
+  async step(
+    slot: number,
+    param: Float32Array,
+    grad: Float32Array,
+    lr: number,
+    gradScale = 1,
+  ): Promise<void> {
     if (param.length !== grad.length) {
-      throw new RangeError(`Cannot run optimizer step: ${param.length} parameters but ${grad.length} gradients`);
+      throw new RangeError(
+        `Cannot run optimizer step: ${param.length} parameters but ${grad.length} gradients`,
+      );
     }
     check(
       await lib().afc_optim_step(this.handle, BigInt(slot), param, grad, BigInt(param.length), lr, gradScale),
@@ -206,7 +230,14 @@ export class Optimizer {
   /** Restores state buffer `which` of a slot from `values` at `offset`. */
   writeState(slot: number, which: 0 | 1, values: Float32Array, offset = 0): void {
     check(
-      lib().afc_optim_state_write(this.handle, BigInt(slot), which, BigInt(offset), values, BigInt(values.length)),
+      lib().afc_optim_state_write(
+        this.handle,
+        BigInt(slot),
+        which,
+        BigInt(offset),
+        values,
+        BigInt(values.length),
+      ),
       "Cannot write optimizer state",
     );
   }
@@ -220,7 +251,10 @@ export class Optimizer {
 
   /** Restores the step count of a slot. */
   setSteps(slot: number, steps: number): void {
-    check(lib().afc_optim_steps_write(this.handle, BigInt(slot), toI64(steps, "steps")), "Cannot set optimizer steps");
+    check(
+      lib().afc_optim_steps_write(this.handle, BigInt(slot), toI64(steps, "steps")),
+      "Cannot set optimizer steps",
+    );
   }
 
   close(): void {
@@ -290,11 +324,20 @@ export class PartialFC {
   readonly numLocal: number;
 
   constructor(o: PartialFCOptions) {
-    for (const [k, v] of [["numClasses", o.numClasses], ["embeddingSize", o.embeddingSize], ["maxBatch", o.maxBatch]] as const) {
-      if (!Number.isSafeInteger(v) || v <= 0) throw new RangeError(`Invalid ${k} "${v}": expected a positive integer`);
+    for (
+      const [k, v] of [["numClasses", o.numClasses], ["embeddingSize", o.embeddingSize], [
+        "maxBatch",
+        o.maxBatch,
+      ]] as const
+    ) {
+      if (!Number.isSafeInteger(v) || v <= 0) {
+        throw new RangeError(`Invalid ${k} "${v}": expected a positive integer`);
+      }
     }
     const rate = o.sampleRate ?? 1;
-    if (!(rate > 0 && rate <= 1)) throw new RangeError(`Invalid sample_rate "${rate}": expected a value in (0, 1]`);
+    if (!(rate > 0 && rate <= 1)) {
+      throw new RangeError(`Invalid sample_rate "${rate}": expected a value in (0, 1]`);
+    }
     this.#margin = new Margin(o);
     const ctx = new PtrOut();
     try {
@@ -357,10 +400,14 @@ export class PartialFC {
   ): Promise<HeadStep> {
     const ptr = this.#handle("run Partial FC");
     const n = labels.length;
-    if (n > this.maxBatch) throw new RangeError(`Cannot run Partial FC: batch of ${n} exceeds max_batch ${this.maxBatch}`);
+    if (n > this.maxBatch) {
+      throw new RangeError(`Cannot run Partial FC: batch of ${n} exceeds max_batch ${this.maxBatch}`);
+    }
     if (embeddings.length !== n * this.embeddingSize) {
       throw new RangeError(
-        `Cannot run Partial FC: ${embeddings.length} embedding values for ${n} labels, expected ${n * this.embeddingSize}`,
+        `Cannot run Partial FC: ${embeddings.length} embedding values for ${n} labels, expected ${
+          n * this.embeddingSize
+        }`,
       );
     }
     const lab = new BigInt64Array(n);
@@ -371,7 +418,9 @@ export class PartialFC {
       }
       const b = BigInt(v);
       if (b < 0n || b >= BigInt(this.numClasses)) {
-        throw new RangeError(`Cannot run Partial FC: label "${v}" of row ${i} is outside [0, ${this.numClasses})`);
+        throw new RangeError(
+          `Cannot run Partial FC: label "${v}" of row ${i} is outside [0, ${this.numClasses})`,
+        );
       }
       lab[i] = b;
     }
@@ -386,7 +435,10 @@ export class PartialFC {
 
   /** Sets the shard's weight gradient to zero. */
   zeroGrad(): void {
-    check(lib().afc_pfc_zero_grad(this.#handle("zero Partial FC gradient")), "Cannot zero Partial FC gradient");
+    check(
+      lib().afc_pfc_zero_grad(this.#handle("zero Partial FC gradient")),
+      "Cannot zero Partial FC gradient",
+    );
   }
 
   /** Updates the whole shard with `opt`'s rule at learning rate `lr`. */
@@ -396,8 +448,13 @@ export class PartialFC {
   }
 
   #rows(row: number, rows: number, action: string): [bigint, bigint, number] {
-    if (!Number.isSafeInteger(row) || !Number.isSafeInteger(rows) || row < 0 || rows < 0 || row + rows > this.numLocal) {
-      throw new RangeError(`Cannot ${action}: rows [${row}, ${row + rows}) are outside the shard's ${this.numLocal} rows`);
+    if (
+      !Number.isSafeInteger(row) || !Number.isSafeInteger(rows) || row < 0 || rows < 0 ||
+      row + rows > this.numLocal
+    ) {
+      throw new RangeError(
+        `Cannot ${action}: rows [${row}, ${row + rows}) are outside the shard's ${this.numLocal} rows`,
+      );
     }
     return [BigInt(row), BigInt(rows), rows * this.embeddingSize];
   }
@@ -406,21 +463,30 @@ export class PartialFC {
   readWeight(row = 0, rows = this.numLocal - row): Float32Array {
     const [r, k, n] = this.#rows(row, rows, "read Partial FC weight");
     const out = new Float32Array(n);
-    check(lib().afc_pfc_weight_read(this.#handle("read Partial FC weight"), r, k, out, BigInt(n)), "Cannot read Partial FC weight");
+    check(
+      lib().afc_pfc_weight_read(this.#handle("read Partial FC weight"), r, k, out, BigInt(n)),
+      "Cannot read Partial FC weight",
+    );
     return out;
   }
 
   /** Overwrites shard rows starting at `row` with `values` (whole rows). */
   writeWeight(values: Float32Array, row = 0): void {
     const [r, k, n] = this.#rows(row, values.length / this.embeddingSize, "write Partial FC weight");
-    check(lib().afc_pfc_weight_write(this.#handle("write Partial FC weight"), r, k, values, BigInt(n)), "Cannot write Partial FC weight");
+    check(
+      lib().afc_pfc_weight_write(this.#handle("write Partial FC weight"), r, k, values, BigInt(n)),
+      "Cannot write Partial FC weight",
+    );
   }
 
   /** The shard's weight gradient rows. */
   readGrad(row = 0, rows = this.numLocal - row): Float32Array {
     const [r, k, n] = this.#rows(row, rows, "read Partial FC gradient");
     const out = new Float32Array(n);
-    check(lib().afc_pfc_grad_read(this.#handle("read Partial FC gradient"), r, k, out, BigInt(n)), "Cannot read Partial FC gradient");
+    check(
+      lib().afc_pfc_grad_read(this.#handle("read Partial FC gradient"), r, k, out, BigInt(n)),
+      "Cannot read Partial FC gradient",
+    );
     return out;
   }
 
@@ -428,26 +494,39 @@ export class PartialFC {
   readState(which: 0 | 1, row = 0, rows = this.numLocal - row): Float32Array {
     const [r, k, n] = this.#rows(row, rows, "read Partial FC state");
     const out = new Float32Array(n);
-    check(lib().afc_pfc_state_read(this.#handle("read Partial FC state"), which, r, k, out, BigInt(n)), "Cannot read Partial FC state");
+    check(
+      lib().afc_pfc_state_read(this.#handle("read Partial FC state"), which, r, k, out, BigInt(n)),
+      "Cannot read Partial FC state",
+    );
     return out;
   }
 
   /** Restores optimizer state rows starting at `row`. */
   writeState(which: 0 | 1, values: Float32Array, row = 0): void {
     const [r, k, n] = this.#rows(row, values.length / this.embeddingSize, "write Partial FC state");
-    check(lib().afc_pfc_state_write(this.#handle("write Partial FC state"), which, r, k, values, BigInt(n)), "Cannot write Partial FC state");
+    check(
+      lib().afc_pfc_state_write(this.#handle("write Partial FC state"), which, r, k, values, BigInt(n)),
+      "Cannot write Partial FC state",
+    );
   }
 
   /** Sampling generator state and optimizer step count, for checkpoints. */
   get counters(): { rng: bigint; optimSteps: number } {
     const rng = new BigUint64Array(1), steps = new BigInt64Array(1);
-    check(lib().afc_pfc_counters_read(this.#handle("read Partial FC counters"), rng, steps), "Cannot read Partial FC counters");
+    check(
+      lib().afc_pfc_counters_read(this.#handle("read Partial FC counters"), rng, steps),
+      "Cannot read Partial FC counters",
+    );
     return { rng: rng[0], optimSteps: toSafeNumber(steps[0], "optimizer steps") };
   }
 
   set counters(c: { rng: bigint; optimSteps: number }) {
     check(
-      lib().afc_pfc_counters_write(this.#handle("restore Partial FC counters"), c.rng, toI64(c.optimSteps, "optimizer steps")),
+      lib().afc_pfc_counters_write(
+        this.#handle("restore Partial FC counters"),
+        c.rng,
+        toI64(c.optimSteps, "optimizer steps"),
+      ),
       "Cannot restore Partial FC counters",
     );
   }

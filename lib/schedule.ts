@@ -50,7 +50,9 @@ export class PolyScheduler {
 
   constructor(options: PolyOptions, lastEpoch = -1) {
     const { baseLr, totalSteps, warmupSteps } = options;
-    if (!(baseLr >= 0) || !Number.isFinite(baseLr)) throw new RangeError(`Invalid lr "${baseLr}": expected a non-negative number`);
+    if (!(baseLr >= 0) || !Number.isFinite(baseLr)) {
+      throw new RangeError(`Invalid lr "${baseLr}": expected a non-negative number`);
+    }
     if (!Number.isSafeInteger(totalSteps) || totalSteps <= 0) {
       throw new RangeError(`Invalid total steps "${totalSteps}": expected a positive integer`);
     }

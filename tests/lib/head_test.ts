@@ -24,7 +24,13 @@ Deno.test("margin logits and gradients match PyTorch for ArcFace, CosFace, combi
       straightThrough: c.straight_through,
     });
     near(m.forward(cos, labels, g.rows, g.cols), c.logits, 1e-5, 1e-4, `${c.name} logits`);
-    near(m.backward(cos, labels, g.rows, g.cols, new Float32Array(c.upstream)), c.d_cos, 1e-5, 1e-4, `${c.name} d_cos`);
+    near(
+      m.backward(cos, labels, g.rows, g.cols, new Float32Array(c.upstream)),
+      c.d_cos,
+      1e-5,
+      1e-4,
+      `${c.name} d_cos`,
+    );
   }
 });
 
@@ -41,7 +47,10 @@ Deno.test("Partial FC (sample_rate 1) loss and gradients match PyTorch CombinedM
     });
     pfc.writeWeight(new Float32Array(c.weight));
     const { loss, dEmbeddings } = await pfc.forwardBackward(new Float32Array(c.embeddings), c.labels);
-    assert.ok(Math.abs(loss - c.loss) <= 1e-5 * Math.abs(c.loss) + 1e-5, `${c.name} loss ${loss} vs ${c.loss}`);
+    assert.ok(
+      Math.abs(loss - c.loss) <= 1e-5 * Math.abs(c.loss) + 1e-5,
+      `${c.name} loss ${loss} vs ${c.loss}`,
+    );
     near(dEmbeddings, c.d_embeddings, 1e-4, 1e-6, `${c.name} d_embeddings`);
     near(pfc.readGrad(), c.d_weight, 1e-4, 1e-5, `${c.name} d_weight`);
   }
@@ -52,14 +61,20 @@ Deno.test("SGD and AdamW steps match torch.optim", async () => {
   for (const c of g.cases) {
     using opt = c.name === "adamw"
       ? new Optimizer({ kind: "adamw", betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.1 })
-      : new Optimizer({ kind: "sgd", momentum: c.name === "sgd" ? 0.9 : 0, weightDecay: c.name === "sgd" ? 5e-4 : 0 });
+      : new Optimizer({
+        kind: "sgd",
+        momentum: c.name === "sgd" ? 0.9 : 0,
+        weightDecay: c.name === "sgd" ? 5e-4 : 0,
+      });
     const p = new Float32Array(g.param);
     const slot = opt.add(p.length);
     for (let i = 0; i < c.lrs.length; i++) {
       await opt.step(slot, p, new Float32Array(g.grads[i]), c.lrs[i]);
       near(p, c.params[i], 1e-6, 1e-7, `${c.name} step ${i + 1}`);
     }
-    if (c.momentum_buffer) near(opt.readState(slot, 0, p.length), c.momentum_buffer, 1e-6, 1e-7, "momentum_buffer");
+    if (c.momentum_buffer) {
+      near(opt.readState(slot, 0, p.length), c.momentum_buffer, 1e-6, 1e-7, "momentum_buffer");
+    }
     if (c.exp_avg) near(opt.readState(slot, 0, p.length), c.exp_avg, 1e-6, 1e-9, "exp_avg");
     if (c.exp_avg_sq) near(opt.readState(slot, 1, p.length), c.exp_avg_sq, 1e-6, 1e-12, "exp_avg_sq");
     assert.equal(opt.steps(slot), 3);
@@ -76,7 +91,13 @@ Deno.test("the Partial FC shard steps like torch.optim.SGD on the whole weight",
   const w = pfc.readWeight();
   const expected = c.weight.map((w0: number, i: number) => w0 - 0.1 * (c.d_weight[i] + 5e-4 * w0));
   near(w, expected, 1e-4, 1e-6, "updated weight");
-  near(pfc.readState(0), c.weight.map((w0: number, i: number) => c.d_weight[i] + 5e-4 * w0), 1e-4, 1e-6, "momentum");
+  near(
+    pfc.readState(0),
+    c.weight.map((w0: number, i: number) => c.d_weight[i] + 5e-4 * w0),
+    1e-4,
+    1e-6,
+    "momentum",
+  );
   assert.equal(pfc.counters.optimSteps, 1);
 });
 
@@ -110,7 +131,10 @@ Deno.test("Partial FC keeps the positives when sampling and refuses bad labels b
   const s = Array.from(pfc.lastSample(), Number);
   assert.equal(s.length, 10);
   for (const l of [3, 77, 150]) assert.ok(s.includes(l));
-  await assert.rejects(() => pfc.forwardBackward(e, [1, 2, 3, 200]), /label "200" of row 3 is outside \[0, 200\)/);
+  await assert.rejects(
+    () => pfc.forwardBackward(e, [1, 2, 3, 200]),
+    /label "200" of row 3 is outside \[0, 200\)/,
+  );
   await assert.rejects(() => pfc.forwardBackward(e, [1, 2.5, 3, 4]), TypeError);
 });
 
@@ -127,7 +151,10 @@ Deno.test("shard weight and momentum round-trip by rows; calls after close throw
   assert.deepEqual(pfc.counters, { rng: 12345n, optimSteps: 9 });
   pfc.close();
   pfc.close();
-  assert.throws(() => pfc.readWeight(), (e: unknown) => e instanceof AfcError && /Partial FC is closed/.test(e.message));
+  assert.throws(
+    () => pfc.readWeight(),
+    (e: unknown) => e instanceof AfcError && /Partial FC is closed/.test(e.message),
+  );
   await assert.rejects(() => pfc.forwardBackward(new Float32Array(2), [0]), AfcError);
 });
 

@@ -38,6 +38,9 @@ Deno.test("PolyScheduler resumes from lastEpoch", () => {
 });
 
 Deno.test("PolyScheduler refuses warmup that does not end before training", () => {
-  assert.throws(() => new PolyScheduler({ baseLr: 0.1, totalSteps: 10, warmupSteps: 10 }), /Invalid warmup steps "10"/);
+  assert.throws(
+    () => new PolyScheduler({ baseLr: 0.1, totalSteps: 10, warmupSteps: 10 }),
+    /Invalid warmup steps "10"/,
+  );
   assert.throws(() => new PolyScheduler({ baseLr: 0.1, totalSteps: 0, warmupSteps: 0 }), RangeError);
 });
