@@ -250,14 +250,6 @@ void check_rows(const afc_pfc *p, int64_t row, int64_t rows, int64_t count) {
             (long long)rows, (long long)p->dim);
 }
 
-std::vector<float> &state_of(afc_pfc *p, int32_t which) {
-  std::vector<float> &b = p->state.buffer(which);
-  AFC_CHECK(!b.empty() || p->num_local == 0, AFC_ERR_STATE,
-            "state buffer %d is absent: the shard has not been stepped with an optimizer that keeps it",
-            which);
-  return b;
-}
-
 }  // namespace
 
 extern "C" {
@@ -428,8 +420,10 @@ AFC_API afc_status afc_pfc_state_read(const afc_pfc_t *pfc, int32_t which, int64
   return AFC_GUARD({
     AFC_CHECK(pfc && (count == 0 || dst), AFC_ERR_INVALID_ARGUMENT, "pfc or dst is NULL");
     check_rows(pfc, row, rows, count);
-    auto &b = state_of(const_cast<afc_pfc_t *>(pfc), which);
-    if (count) std::copy_n(b.data() + row * pfc->dim, count, dst);
+    // Before the first step (or for a rule without this buffer) the state is all zeros.
+    const std::vector<float> &b = const_cast<afc_pfc_t *>(pfc)->state.buffer(which);
+    if (b.empty()) std::fill_n(dst, count, 0.0f);
+    else std::copy_n(b.data() + row * pfc->dim, count, dst);
   });
 }
 

@@ -304,7 +304,9 @@ AFC_API afc_status afc_pfc_zero_grad(afc_pfc_t *pfc);
 AFC_API afc_status afc_pfc_step(afc_pfc_t *pfc, const afc_optim_t *opt, double lr, float grad_scale);
 
 /* Copies shard rows [row, row + rows) of the weight / its gradient / optimizer state
- * `which` (as afc_optim_state_read) out or in; `count` must be rows·embedding_size. */
+ * `which` (as afc_optim_state_read) out or in; `count` must be rows·embedding_size.
+ * State not yet created (before the first step) reads as zeros; written state is kept and
+ * used by the next step. */
 AFC_API afc_status afc_pfc_weight_read(const afc_pfc_t *pfc, int64_t row, int64_t rows, float *dst,
                                        int64_t count);
 AFC_API afc_status afc_pfc_weight_write(afc_pfc_t *pfc, int64_t row, int64_t rows, const float *src,

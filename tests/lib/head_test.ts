@@ -166,3 +166,29 @@ Deno.test("marginName says the loss in words", () => {
     "ArcFace m=0.5 s=64 (straight-through gradient)",
   );
 });
+
+Deno.test("restoring weight, momentum and counters continues bit-exactly (sampling included)", async () => {
+  const opts = { numClasses: 40, embeddingSize: 4, maxBatch: 4, sampleRate: 0.25, threads: 1, seed: 5 };
+  const batches = [[1, 5, 9, 30], [2, 2, 17, 39], [0, 11, 22, 33], [7, 8, 9, 10]];
+  const emb = (i: number) => Float32Array.from({ length: 16 }, (_, k) => Math.sin(1 + i * 16 + k));
+  using opt = new Optimizer({ kind: "sgd", momentum: 0.9, weightDecay: 5e-4 });
+  using a = new PartialFC(opts);
+  for (let i = 0; i < 2; i++) {
+    await a.forwardBackward(emb(i), batches[i]);
+    await a.step(opt, 0.1);
+  }
+  using b = new PartialFC({ ...opts, seed: 99 });
+  b.writeWeight(a.readWeight());
+  b.writeState(0, a.readState(0));
+  b.counters = a.counters;
+  for (let i = 2; i < 4; i++) {
+    const ra = await a.forwardBackward(emb(i), batches[i]);
+    const rb = await b.forwardBackward(emb(i), batches[i]);
+    assert.equal(rb.loss, ra.loss);
+    assert.deepEqual(b.lastSample(), a.lastSample());
+    await a.step(opt, 0.1);
+    await b.step(opt, 0.1);
+  }
+  assert.deepEqual(b.readWeight(), a.readWeight());
+  assert.deepEqual(b.readState(0), a.readState(0));
+});
