@@ -84,7 +84,54 @@ export const symbols = {
   afc_loader_error: { parameters: ["pointer", "buffer", "i64", "buffer"], result: "i32" },
   afc_loader_counters: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
   // Training (margin loss, Partial FC, optimizers)
-
+  afc_margin_create: {
+    parameters: ["f32", "f32", "f32", "f32", "f32", "i32", "buffer"],
+    result: "i32",
+  },
+  afc_margin_destroy: { parameters: ["pointer"], result: "void" },
+  afc_margin_forward: {
+    parameters: ["pointer", "buffer", "buffer", "i64", "i64", "buffer"],
+    result: "i32",
+  },
+  afc_margin_backward: {
+    parameters: ["pointer", "buffer", "buffer", "i64", "i64", "buffer", "buffer"],
+    result: "i32",
+  },
+  afc_optim_create: { parameters: ["i32", "f64", "f64", "f64", "f64", "f64", "buffer"], result: "i32" },
+  afc_optim_destroy: { parameters: ["pointer"], result: "void" },
+  afc_optim_add: { parameters: ["pointer", "i64", "buffer"], result: "i32" },
+  afc_optim_step: {
+    parameters: ["pointer", "i64", "buffer", "buffer", "i64", "f64", "f32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  afc_optim_state_read: { parameters: ["pointer", "i64", "i32", "i64", "buffer", "i64"], result: "i32" },
+  afc_optim_state_write: { parameters: ["pointer", "i64", "i32", "i64", "buffer", "i64"], result: "i32" },
+  afc_optim_steps_read: { parameters: ["pointer", "i64", "buffer"], result: "i32" },
+  afc_optim_steps_write: { parameters: ["pointer", "i64", "i64"], result: "i32" },
+  afc_optim_sum_squares: { parameters: ["buffer", "i64", "buffer"], result: "i32" },
+  afc_optim_clip_coef: { parameters: ["f64", "f32", "f32", "buffer"], result: "i32" },
+  afc_pfc_create: {
+    parameters: ["pointer", "pointer", "pointer", "i64", "i32", "f32", "i64", "u64", "buffer"],
+    result: "i32",
+  },
+  afc_pfc_destroy: { parameters: ["pointer"], result: "void" },
+  afc_pfc_shard: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
+  afc_pfc_forward_backward: {
+    parameters: ["pointer", "buffer", "buffer", "i64", "i32", "buffer", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
+  afc_pfc_zero_grad: { parameters: ["pointer"], result: "i32" },
+  afc_pfc_step: { parameters: ["pointer", "pointer", "f64", "f32"], result: "i32", nonblocking: true },
+  afc_pfc_weight_read: { parameters: ["pointer", "i64", "i64", "buffer", "i64"], result: "i32" },
+  afc_pfc_weight_write: { parameters: ["pointer", "i64", "i64", "buffer", "i64"], result: "i32" },
+  afc_pfc_grad_read: { parameters: ["pointer", "i64", "i64", "buffer", "i64"], result: "i32" },
+  afc_pfc_state_read: { parameters: ["pointer", "i32", "i64", "i64", "buffer", "i64"], result: "i32" },
+  afc_pfc_state_write: { parameters: ["pointer", "i32", "i64", "i64", "buffer", "i64"], result: "i32" },
+  afc_pfc_counters_read: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
+  afc_pfc_counters_write: { parameters: ["pointer", "u64", "i64"], result: "i32" },
+  afc_pfc_sample_read: { parameters: ["pointer", "buffer", "i64", "buffer"], result: "i32" },
   // Distributed (csrc/dist/)
 } as const satisfies Deno.ForeignLibraryInterface;
 

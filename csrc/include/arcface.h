@@ -314,6 +314,146 @@ AFC_API afc_status afc_loader_counters(const afc_loader_t *loader, int64_t *resi
  * Training: margin loss, Partial FC, optimizers     (csrc/cpu/: margin, partial_fc, optimizer)
  * ------------------------------------------------------------------------------------- */
 
+/* Margin softmax logits (csrc/cpu/margin.cpp). For a target cosine c = cos θ the logit is
+ * s·(cos(m1·θ + m2) − m3); every other logit is s·c. When m1·θ + m2 passes π the target
+ * falls back to a monotone extension: with m1 = 1 arcface_torch's c − m2·sin(m2) − m3, with
+ * m1 ≠ 1 the continuous c − cos θ* − 1 − m3 (θ* = (π − m2)/m1). `filter_threshold` > 0
+ * zeroes every non-target cosine above it (inter-class filtering) with zero gradient.
+ * `straight_through` 1 keeps the forward values but passes ∂logit/∂c = s for the target
+ * (the detached variant); 0 gives the true gradient. */
+typedef struct afc_margin afc_margin_t;
+
+/* Creates a margin with scale `s` (> 0) and margin_list (m1, m2, m3). */
+AFC_API afc_status afc_margin_create(float s, float m1, float m2, float m3, float filter_threshold,
+                                     int32_t straight_through, afc_margin_t **out);
+
+/* Destroys a margin. NULL is a no-op. */
+AFC_API void afc_margin_destroy(afc_margin_t *margin);
+
+/* Logits from cosines: `cos` and `logits` are rows×cols; labels[i] is the target column of
+ * row i or −1 for none. Cosines are clamped to [−1, 1] first. */
+AFC_API afc_status afc_margin_forward(const afc_margin_t *margin, const float *cos,
+                                      const int64_t *labels, int64_t rows, int64_t cols,
+                                      float *logits);
+
+/* Gradient of the logits with respect to the cosines: d_cos = d_logits · ∂logit/∂cos
+ * (zero where the cosine lies outside [−1, 1], as a clamp does). */
+AFC_API afc_status afc_margin_backward(const afc_margin_t *margin, const float *cos,
+                                       const int64_t *labels, int64_t rows, int64_t cols,
+                                       const float *d_logits, float *d_cos);
+
+/* Optimizers (csrc/cpu/optimizer.cpp), as torch.optim.SGD (momentum, weight decay,
+ * dampening 0, no Nesterov) and torch.optim.AdamW. An optimizer holds its hyperparameters
+ * and the state of every parameter array registered with it ("slot"); the caller keeps the
+ * parameters and passes them to each step, which updates them in place. The gradient is
+ * multiplied by `grad_scale` before use (1/k for k accumulated micro-batches, times a
+ * clipping coefficient). */
+typedef struct afc_optim afc_optim_t;
+
+enum {
+  AFC_OPTIM_SGD = 0,
+  AFC_OPTIM_ADAMW = 1
+};
+
+/* Creates an optimizer of `kind`. SGD uses `momentum`; AdamW uses beta1, beta2, eps.
+ * Hyperparameters are doubles, as Python floats are in torch.optim (1 − 0.999 in double). */
+AFC_API afc_status afc_optim_create(int32_t kind, double momentum, double beta1, double beta2,
+                                    double eps, double weight_decay, afc_optim_t **out);
+
+/* Destroys an optimizer. NULL is a no-op. */
+AFC_API void afc_optim_destroy(afc_optim_t *opt);
+
+/* Registers a parameter array of `count` floats; *slot gets its index (0, 1, ...). */
+AFC_API afc_status afc_optim_add(afc_optim_t *opt, int64_t count, int64_t *slot);
+
+/* One update of slot `slot`: param (count floats) is changed in place from grad. */
+AFC_API afc_status afc_optim_step(afc_optim_t *opt, int64_t slot, float *param, const float *grad,
+                                  int64_t count, double lr, float grad_scale);
+
+/* Copies `count` floats of a slot's state buffer `which` (0: momentum buffer or AdamW
+ * exp_avg, 1: AdamW exp_avg_sq) from element `offset` out to `dst` / in from `src`. */
+AFC_API afc_status afc_optim_state_read(const afc_optim_t *opt, int64_t slot, int32_t which,
+                                        int64_t offset, float *dst, int64_t count);
+AFC_API afc_status afc_optim_state_write(afc_optim_t *opt, int64_t slot, int32_t which,
+                                         int64_t offset, const float *src, int64_t count);
+
+/* Reads / sets the number of steps a slot has taken (AdamW's bias correction uses it). */
+AFC_API afc_status afc_optim_steps_read(const afc_optim_t *opt, int64_t slot, int64_t *steps);
+AFC_API afc_status afc_optim_steps_write(afc_optim_t *opt, int64_t slot, int64_t steps);
+
+/* Sum of squares of `n` floats in double precision, for global-norm clipping. */
+AFC_API afc_status afc_optim_sum_squares(const float *x, int64_t n, double *out);
+
+/* torch.nn.utils.clip_grad_norm_'s factor for gradients that will be multiplied by
+ * `grad_scale`: min(1, max_norm / (grad_scale·sqrt(sum_squares) + 1e-6)). */
+AFC_API afc_status afc_optim_clip_coef(double sum_squares, float grad_scale, float max_norm,
+                                       float *coef);
+
+/* Partial FC V2 (csrc/cpu/partial_fc.cpp): the class centres of this rank's shard, sampling,
+ * margin softmax cross-entropy across ranks, and the shard's optimizer state.
+ * Rank r of W owns num_classes/W + (r < num_classes%W) classes starting at
+ * (num_classes/W)·r + min(r, num_classes%W). `comm` is NULL for one process; otherwise it
+ * must outlive the Partial FC. Centres start as N(0, 0.01) from `seed`, row by row, so a
+ * class's centre does not depend on the number of ranks. */
+typedef struct afc_pfc afc_pfc_t;
+
+/* Creates a Partial FC for `num_classes` classes of `embedding_size` features and local
+ * batches of up to `max_batch` rows. `sample_rate` in (0, 1]: below 1 each step keeps every
+ * positive centre plus random negatives up to int(sample_rate·num_local). */
+AFC_API afc_status afc_pfc_create(afc_context_t *ctx, struct afc_comm *comm,
+                                  const afc_margin_t *margin, int64_t num_classes,
+                                  int32_t embedding_size, float sample_rate, int64_t max_batch,
+                                  uint64_t seed, afc_pfc_t **out);
+
+/* Destroys a Partial FC. NULL is a no-op. */
+AFC_API void afc_pfc_destroy(afc_pfc_t *pfc);
+
+/* Writes this rank's first class and class count. */
+AFC_API afc_status afc_pfc_shard(const afc_pfc_t *pfc, int64_t *class_start, int64_t *num_local);
+
+/* One step on `n` local embeddings (n×embedding_size) with labels in [0, num_classes):
+ * all ranks together compute the mean loss over the global batch (*loss, the same on every
+ * rank), write this rank's embedding gradient to `d_embeddings` (n×embedding_size, multiplied
+ * by the world size as arcface_torch does, for a data-parallel all-reduce that averages),
+ * and store the shard's weight gradient (added to the previous one when `accumulate` is 1;
+ * rows that were not sampled get zero). Every rank must call it together. */
+AFC_API afc_status afc_pfc_forward_backward(afc_pfc_t *pfc, const float *embeddings,
+                                            const int64_t *labels, int64_t n, int32_t accumulate,
+                                            float *loss, float *d_embeddings);
+
+/* Sets the shard's weight gradient to zero. */
+AFC_API afc_status afc_pfc_zero_grad(afc_pfc_t *pfc);
+
+/* Updates the whole shard from its gradient with `opt`'s rule and hyperparameters, keeping
+ * the state for the shard inside the Partial FC. */
+AFC_API afc_status afc_pfc_step(afc_pfc_t *pfc, const afc_optim_t *opt, double lr, float grad_scale);
+
+/* Copies shard rows [row, row + rows) of the weight / its gradient / optimizer state
+ * `which` (as afc_optim_state_read) out or in; `count` must be rows·embedding_size.
+ * State not yet created (before the first step) reads as zeros; written state is kept and
+ * used by the next step. */
+AFC_API afc_status afc_pfc_weight_read(const afc_pfc_t *pfc, int64_t row, int64_t rows, float *dst,
+                                       int64_t count);
+AFC_API afc_status afc_pfc_weight_write(afc_pfc_t *pfc, int64_t row, int64_t rows, const float *src,
+                                        int64_t count);
+AFC_API afc_status afc_pfc_grad_read(const afc_pfc_t *pfc, int64_t row, int64_t rows, float *dst,
+                                     int64_t count);
+AFC_API afc_status afc_pfc_state_read(const afc_pfc_t *pfc, int32_t which, int64_t row, int64_t rows,
+                                      float *dst, int64_t count);
+AFC_API afc_status afc_pfc_state_write(afc_pfc_t *pfc, int32_t which, int64_t row, int64_t rows,
+                                       const float *src, int64_t count);
+
+/* Reads / restores the sampling generator state and the shard optimizer's step count. */
+AFC_API afc_status afc_pfc_counters_read(const afc_pfc_t *pfc, uint64_t *rng_state,
+                                         int64_t *optim_steps);
+AFC_API afc_status afc_pfc_counters_write(afc_pfc_t *pfc, uint64_t rng_state, int64_t optim_steps);
+
+/* The sorted local class indices the last step used (the sampled centres; every class of
+ * the shard when sample_rate is 1). A remapped label is its position in this list. Call
+ * with (NULL, 0) to learn the count. */
+AFC_API afc_status afc_pfc_sample_read(const afc_pfc_t *pfc, int64_t *index, int64_t capacity,
+                                       int64_t *count);
+
 /* ---------------------------------------------------------------------------------------
  * Distributed: collectives                          (section owned by csrc/dist/)
  * ------------------------------------------------------------------------------------- */
