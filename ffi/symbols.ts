@@ -133,6 +133,40 @@ export const symbols = {
   afc_pfc_counters_write: { parameters: ["pointer", "u64", "i64"], result: "i32" },
   afc_pfc_sample_read: { parameters: ["pointer", "buffer", "i64", "buffer"], result: "i32" },
   // Distributed (csrc/dist/)
+  afc_comm_create: {
+    parameters: ["buffer", "buffer", "i32", "i32", "i64", "buffer", "buffer"],
+    result: "i32",
+  },
+  afc_comm_destroy: { parameters: ["pointer"], result: "void" },
+  afc_comm_rank: { parameters: ["pointer", "buffer"], result: "i32" },
+  afc_comm_size: { parameters: ["pointer", "buffer"], result: "i32" },
+  afc_comm_error: { parameters: ["pointer", "buffer", "i64", "buffer"], result: "i32" },
+  afc_comm_all_reduce: {
+    parameters: ["pointer", "i32", "buffer", "i64", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  afc_comm_all_gather: {
+    parameters: ["pointer", "i32", "buffer", "i64", "buffer", "i64"],
+    result: "i32",
+    nonblocking: true,
+  },
+  afc_comm_all_gather_v: {
+    parameters: ["pointer", "i32", "buffer", "i64", "buffer", "i64", "buffer", "i64"],
+    result: "i32",
+    nonblocking: true,
+  },
+  afc_comm_broadcast: {
+    parameters: ["pointer", "i32", "buffer", "i64", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  afc_comm_barrier: { parameters: ["pointer"], result: "i32", nonblocking: true },
+  afc_comm_all_reduce_grads: {
+    parameters: ["pointer", "buffer", "i64", "i64", "f32"],
+    result: "i32",
+    nonblocking: true,
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The ABI version these bindings were written for; the loader refuses any other. */

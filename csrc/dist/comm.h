@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 namespace afc {
 
@@ -24,7 +25,26 @@ class Comm {
   virtual void all_gather_v(const float *in, const int64_t *counts, float *out) = 0;
   virtual void broadcast(float *data, int64_t count, int root) = 0;
   virtual void barrier() = 0;
+  // 64-bit integer variants (counters, label sets). Not pure, so that existing
+  // implementations keep compiling; the default refuses with AFC_ERR_UNSUPPORTED.
+  virtual void all_reduce(int64_t *data, int64_t count, ReduceOp op);
+  virtual void all_gather_v(const int64_t *in, const int64_t *counts, int64_t *out);
+  virtual void broadcast(int64_t *data, int64_t count, int root);
 };
+
+// All-reduces (sums) many float buffers in buckets of about `bucket_elems` values, packing
+// small buffers together so that few collectives run, then multiplies by `scale` (1/W
+// gives the average). Data parallelism calls it on the parameter gradients.
+void all_reduce_buffers(Comm &comm, float *const *buffers, const int64_t *counts, int64_t num_buffers,
+                        int64_t bucket_elems, float scale);
+
+// Joins a multi-process world through the store at `store` ("redis://host:port", or a
+// directory, optionally "file://" + path), under the namespace `run_id`. `address` is the
+// host name, IP or network interface this rank listens on (NULL or "" = 127.0.0.1). Fails
+// with AFC_ERR_TIMEOUT, naming the missing ranks, when the world is not complete within
+// `timeout_ms`; the same timeout bounds every later collective.
+std::unique_ptr<Comm> make_gloo_comm(const char *store, const char *run_id, int rank, int world_size,
+                                     int64_t timeout_ms, const char *address);
 
 // The world of one process: every collective is a copy (or nothing).
 std::unique_ptr<Comm> make_local_comm();
@@ -34,4 +54,7 @@ std::unique_ptr<Comm> make_local_comm();
 // The public opaque handle wraps one Comm.
 struct afc_comm {
   std::unique_ptr<afc::Comm> impl;
+  // Detail of the last failed call on this handle: collectives run on FFI worker threads,
+  // where the thread-local afc_last_error() is out of the caller's reach.
+  std::string last_error;
 };

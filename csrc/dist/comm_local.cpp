@@ -1,6 +1,7 @@
 // The single-process world: rank 0 of 1, so every collective leaves data as it is.
 #include <cstring>
 
+#include "core/error.h"
 #include "dist/comm.h"
 
 namespace afc {
@@ -18,6 +19,11 @@ class LocalComm final : public Comm {
   }
   void broadcast(float *, int64_t, int) override {}
   void barrier() override {}
+  void all_reduce(int64_t *, int64_t, ReduceOp) override {}
+  void all_gather_v(const int64_t *in, const int64_t *counts, int64_t *out) override {
+    copy(in, counts[0], out);
+  }
+  void broadcast(int64_t *, int64_t, int) override {}
 
  private:
   template <typename T>
@@ -27,6 +33,16 @@ class LocalComm final : public Comm {
 };
 
 }  // namespace
+
+void Comm::all_reduce(int64_t *, int64_t, ReduceOp) {
+  AFC_FAIL(AFC_ERR_UNSUPPORTED, "int64 all-reduce is not implemented by this communicator");
+}
+void Comm::all_gather_v(const int64_t *, const int64_t *, int64_t *) {
+  AFC_FAIL(AFC_ERR_UNSUPPORTED, "int64 all-gather-v is not implemented by this communicator");
+}
+void Comm::broadcast(int64_t *, int64_t, int) {
+  AFC_FAIL(AFC_ERR_UNSUPPORTED, "int64 broadcast is not implemented by this communicator");
+}
 
 std::unique_ptr<Comm> make_local_comm() { return std::make_unique<LocalComm>(); }
 

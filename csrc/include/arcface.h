@@ -458,6 +458,78 @@ AFC_API afc_status afc_pfc_sample_read(const afc_pfc_t *pfc, int64_t *index, int
  * Distributed: collectives                          (section owned by csrc/dist/)
  * ------------------------------------------------------------------------------------- */
 
+/* A communicator: this process's place (rank) in a world of `size` processes, and the
+ * collectives between them. Every rank must make the same collective calls in the same
+ * order with the same counts. A failed collective (a peer gone, or silent past the timeout)
+ * returns AFC_ERR_TIMEOUT naming the ranks involved; the communicator then refuses further
+ * calls with AFC_ERR_STATE. */
+typedef struct afc_comm afc_comm_t;
+
+/* Element types of collective buffers. */
+enum {
+  AFC_DTYPE_F32 = 0,
+  AFC_DTYPE_I64 = 1
+};
+
+/* Reductions. */
+enum {
+  AFC_REDUCE_SUM = 0,
+  AFC_REDUCE_MAX = 1
+};
+
+/* Joins a world of `world_size` processes as `rank` (0 ≤ rank < world_size) through the
+ * rendezvous store `store`: a directory shared by every rank ("file://" prefix optional) or
+ * "redis://host:port". Keys live under the namespace `run_id` (letters, digits, '.', '_',
+ * '-'), which must be unique per run and equal on every rank. `address` is the host name,
+ * IP or network interface this rank listens on (NULL or "": 127.0.0.1, one machine).
+ * Ranks that start early wait, with backoff, up to `timeout_ms` for the others; missing
+ * ranks give AFC_ERR_TIMEOUT naming them, the store and the timeout. The same timeout
+ * bounds every collective. With world_size 1 no store is used. */
+AFC_API afc_status afc_comm_create(const char *store, const char *run_id, int32_t rank, int32_t world_size,
+                                   int64_t timeout_ms, const char *address, afc_comm_t **out);
+
+/* Leaves the world and frees the communicator. NULL is a no-op. */
+AFC_API void afc_comm_destroy(afc_comm_t *comm);
+
+/* Writes this process's rank / the world size to *out. */
+AFC_API afc_status afc_comm_rank(const afc_comm_t *comm, int32_t *out);
+AFC_API afc_status afc_comm_size(const afc_comm_t *comm, int32_t *out);
+
+/* Copies the detail text of the last failed call on `comm` ("" when it succeeded) to
+ * `buf`, like afc_model_describe: at most `capacity` bytes with the NUL, the full length
+ * with the NUL in *needed. Collectives run on worker threads, where afc_last_error() of
+ * the calling thread does not see their failures. */
+AFC_API afc_status afc_comm_error(const afc_comm_t *comm, char *buf, int64_t capacity, int64_t *needed);
+
+/* Reduces `count` values of type `dtype` (AFC_DTYPE_*) in place over all ranks with `op`
+ * (AFC_REDUCE_*); every rank ends with the result. */
+AFC_API afc_status afc_comm_all_reduce(afc_comm_t *comm, int32_t dtype, void *data, int64_t count,
+                                       int32_t op);
+
+/* Every rank contributes `count` values; `out` (out_count = size·count) receives all
+ * contributions in rank order. */
+AFC_API afc_status afc_comm_all_gather(afc_comm_t *comm, int32_t dtype, const void *in, int64_t count,
+                                       void *out, int64_t out_count);
+
+/* Like afc_comm_all_gather with a different count per rank: `counts` (num_counts = size)
+ * holds every rank's count, counts[rank] = count, and out_count is their sum. */
+AFC_API afc_status afc_comm_all_gather_v(afc_comm_t *comm, int32_t dtype, const void *in, int64_t count,
+                                         const int64_t *counts, int64_t num_counts, void *out,
+                                         int64_t out_count);
+
+/* Copies `count` values from rank `root` to every rank, in place. */
+AFC_API afc_status afc_comm_broadcast(afc_comm_t *comm, int32_t dtype, void *data, int64_t count,
+                                      int32_t root);
+
+/* Returns once every rank has called it. */
+AFC_API afc_status afc_comm_barrier(afc_comm_t *comm);
+
+/* Data parallelism: sums `count` gradient values over all ranks in buckets of
+ * `bucket_elems` values (0: 4 Mi), in place, and multiplies the result by `scale`
+ * (1/size gives the average). */
+AFC_API afc_status afc_comm_all_reduce_grads(afc_comm_t *comm, float *grads, int64_t count,
+                                             int64_t bucket_elems, float scale);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,66 @@
+// A child process of comm_test.ts: joins a world, runs one scenario, prints JSON lines.
+// Usage: comm_worker.ts <scenario> <store> <runId> <rank> <worldSize> <timeoutMs> [delayMs]
+import { Comm } from "../../lib/comm.ts";
+
+const [scenario, store, runId, r, w, t, delay] = Deno.args;
+const rank = Number(r), worldSize = Number(w), timeoutMs = Number(t);
+if (delay) await new Promise((res) => setTimeout(res, Number(delay)));
+const started = performance.now();
+let comm: Comm;
+try {
+  comm = await Comm.create({ rank, worldSize, store, runId, timeoutMs });
+} catch (e) {
+  console.log(JSON.stringify({ error: (e as Error).message, code: (e as { code?: string }).code, ms: performance.now() - started }));
+  Deno.exit(3);
+}
+console.log(JSON.stringify({ joined: true, ms: performance.now() - started }));
+
+const out: Record<string, unknown> = {};
+if (scenario === "all") {
+  const sum = new Float32Array([rank + 1, 10 * rank, -rank]);
+  await comm.allReduce(sum);
+  const max = new Float32Array([rank, -rank]);
+  await comm.allReduce(max, "max");
+  const isum = new BigInt64Array([BigInt(rank + 1), 1n << 40n]);
+  await comm.allReduce(isum);
+  const gathered = await comm.allGather(new Float32Array([rank, rank + 0.5]));
+  const gatheredI = await comm.allGather(new BigInt64Array([BigInt(rank * 7)]));
+  // Rank r contributes r + 1 copies of r; rank 1 of 3 may also be empty in another test.
+  const v = await comm.allGatherV(new Float32Array(rank + 1).fill(rank));
+  const empty = await comm.allGatherV(new Float32Array(rank === 0 ? 0 : 2).fill(rank + 1));
+  const b = new Float32Array(4).fill(rank === worldSize - 1 ? 42 : -1);
+  await comm.broadcast(b, worldSize - 1);
+  const bi = new BigInt64Array([BigInt(rank === 0 ? 9 : 0)]);
+  await comm.broadcast(bi, 0);
+  await comm.barrier();
+  // Gradients: two parameters, one larger than the bucket, averaged over ranks.
+  const g1 = new Float32Array(5).fill(rank + 1), g2 = new Float32Array([rank * 2, 1]);
+  await comm.allReduceGrads([g1, g2], { bucketElems: 3 });
+  Object.assign(out, {
+    sum: [...sum], max: [...max], isum: [...isum].map(String), gathered: [...gathered],
+    gatheredI: [...gatheredI].map(String), v: [...v.data], vCounts: v.counts, empty: [...empty.data],
+    b: [...b], bi: [...bi].map(String), g1: [...g1], g2: [...g2],
+  });
+} else if (scenario === "sum") {
+  const x = new Float32Array([rank + 1]);
+  await comm.allReduce(x);
+  out.value = x[0];
+} else if (scenario === "die") {
+  // The last rank vanishes after the rendezvous; the others then try to all-reduce.
+  if (rank === worldSize - 1) Deno.exit(1);
+  await new Promise((res) => setTimeout(res, 300));
+  const t0 = performance.now();
+  try {
+    await comm.allReduce(new Float32Array(1000));
+    out.value = "no error";
+  } catch (e) {
+    out.error = (e as Error).message;
+    out.code = (e as { code?: string }).code;
+  }
+  out.ms = performance.now() - t0;
+} else if (scenario === "hold") {
+  // Joins, then waits to be killed.
+  await new Promise((res) => setTimeout(res, 60_000));
+}
+console.log(JSON.stringify(out));
+comm.close();
