@@ -35,6 +35,12 @@ mkdir -p node_modules/@types
 [ -e node_modules/yaml/package.json ] || ln -sfn /usr/share/nodejs/yaml node_modules/yaml
 [ -e node_modules/@types/node/package.json ] || ln -sfn ../../tasks/types-node node_modules/@types/node
 
+# onnx/onnxruntime/numpy for the PATH python (the ONNX export tests run exported models there).
+if ! python3 -c "import onnx, onnxruntime, numpy" >/dev/null 2>&1; then
+  echo "setup: installing onnx onnxruntime numpy with pip"
+  python3 -m pip install -q onnx onnxruntime numpy
+fi
+
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" 2>&1 | grep -E "error|warning" || true
 test -f build/libarcface.so && echo "setup: built build/libarcface.so"

@@ -37,6 +37,9 @@ export interface Graph {
   output: string;
   nodes: GraphNode[];
   initializers: Map<string, Tensor>;
+  /** Declared input/output shapes (a string is a symbolic dimension); default [N,3,112,112], [N,F]. */
+  inputDims?: (number | string)[];
+  outputDims?: (number | string)[];
 }
 
 /** The backbones this module describes, with their iresnet stage depths. */

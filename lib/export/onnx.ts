@@ -61,8 +61,8 @@ export function encodeModel(g: Graph, producerVersion = "0.1.0"): Uint8Array {
   }
   graph.string(Graph_.name, g.network);
   for (const [name, t] of g.initializers) graph.message(Graph_.initializer, tensorProto(name, t.shape, t.data));
-  graph.message(Graph_.input, valueInfo(g.input, ["N", 3, 112, 112]));
-  graph.message(Graph_.output, valueInfo(g.output, ["N", g.numFeatures]));
+  graph.message(Graph_.input, valueInfo(g.input, g.inputDims ?? ["N", 3, 112, 112]));
+  graph.message(Graph_.output, valueInfo(g.output, g.outputDims ?? ["N", g.numFeatures]));
 
   const model = new ProtoWriter().int(Model.ir_version, IR_VERSION).string(Model.producer_name, "arcface")
     .string(Model.producer_version, producerVersion).message(Model.graph, graph)
