@@ -29,6 +29,9 @@ if ! command -v deno >/dev/null 2>&1; then
 fi
 deno --version | head -1
 
+# The reference safetensors reader/writer, for the round-trip tests.
+python3 -c "import safetensors, numpy" 2>/dev/null || python3 -m pip install -q safetensors numpy
+
 # node_modules/ as `deno install` would fill it where npm is reachable: the yaml package
 # from Debian's node-yaml, and an empty @types/node (Deno has the node:* types built in).
 mkdir -p node_modules/@types
