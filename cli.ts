@@ -5,15 +5,17 @@
  * @module
  */
 
+type Main = { main(args: string[]): Promise<number> };
+
 /** The commands, each a module exporting `main(args): Promise<number>` (the exit code). */
-const COMMANDS: Record<string, { module: string; summary: string }> = {
-  train: { module: "./lib/cli/train.ts", summary: "train a model from a YAML config" },
-  launch: { module: "./lib/cli/launch.ts", summary: "start several training processes (like torchrun)" },
-  eval: { module: "./lib/cli/eval.ts", summary: "verification accuracy of a model on .bin sets" },
-  pack: { module: "./lib/cli/pack.ts", summary: "pack an image folder or list into train.rec/.idx" },
-  export: { module: "./lib/cli/export.ts", summary: "export a model to ONNX" },
-  import: { module: "./lib/cli/import.ts", summary: "convert an arcface_torch .pt/.pth to safetensors" },
-  embed: { module: "./lib/cli/embed.ts", summary: "embeddings of image files" },
+const COMMANDS: Record<string, { load: () => Promise<Main>; summary: string }> = {
+  train: { load: () => import("./lib/cli/train.ts"), summary: "train a model from a YAML config" },
+  launch: { load: () => import("./lib/cli/launch.ts"), summary: "start several training processes (like torchrun)" },
+  eval: { load: () => import("./lib/cli/eval.ts"), summary: "verification accuracy of a model on .bin sets" },
+  pack: { load: () => import("./lib/cli/pack.ts"), summary: "pack an image folder or list into train.rec/.idx" },
+  export: { load: () => import("./lib/cli/export.ts"), summary: "export a model to ONNX" },
+  import: { load: () => import("./lib/cli/import.ts"), summary: "convert an arcface_torch .pt/.pth to safetensors" },
+  embed: { load: () => import("./lib/cli/embed.ts"), summary: "embeddings of image files" },
 };
 
 function usage(): string {
@@ -35,8 +37,7 @@ export async function run(args: string[]): Promise<number> {
     console.error(`Unknown command "${name}"\n\n${usage()}`);
     return 2;
   }
-  const mod = await import(new URL(command.module, import.meta.url).href);
-  return await mod.main(rest);
+  return await (await command.load()).main(rest);
 }
 
 if (import.meta.main) Deno.exit(await run(Deno.args));

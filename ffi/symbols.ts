@@ -41,6 +41,16 @@ export const symbols = {
   afc_model_zero_grad: { parameters: ["pointer"], result: "i32" },
 
   // Data (csrc/data/)
+  afc_image_info: { parameters: ["buffer", "i64", "buffer", "buffer", "buffer"], result: "i32" },
+  afc_image_decode: { parameters: ["buffer", "i64", "i32", "i32", "buffer", "i64"], result: "i32" },
+  afc_image_resize: {
+    parameters: ["buffer", "i32", "i32", "i32", "i32", "i32", "i32", "buffer", "i32", "i32"],
+    result: "i32",
+  },
+  afc_image_encode_jpeg: {
+    parameters: ["buffer", "i32", "i32", "i32", "buffer", "i64", "buffer"],
+    result: "i32",
+  },
 
   // Training (margin loss, Partial FC, optimizers)
 

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { sourcesText } from "./sources.ts";
+
 const root = new URL("..", import.meta.url).pathname;
 
 async function run(cmd: string[]): Promise<void> {
@@ -14,6 +16,11 @@ async function run(cmd: string[]): Promise<void> {
 
 /** Configures (once) and builds the native library and its C tests. */
 export async function build(buildDir = "build"): Promise<void> {
+  const sources = `${root}csrc/SOURCES.txt`;
+  if (Deno.readTextFileSync(sources) !== sourcesText()) {
+    Deno.writeTextFileSync(`${sources}.tmp`, sourcesText());
+    Deno.renameSync(`${sources}.tmp`, sources);
+  }
   try {
     Deno.statSync(`${root}${buildDir}/CMakeCache.txt`);
   } catch {
