@@ -6,7 +6,7 @@
  * @module
  */
 import { inferNetwork, NETWORKS, type StateDict } from "./graph.ts";
-import { decodeSafetensors } from "./state_dict.ts";
+import { readStateDict } from "./state_dict.ts";
 
 export interface LoadedWeights {
   network: string;
@@ -21,13 +21,13 @@ export async function loadWeights(
   path: string,
   override: { network?: string; numFeatures?: number } = {},
 ): Promise<LoadedWeights> {
-  let bytes: Uint8Array;
+  let file;
   try {
-    bytes = await Deno.readFile(path);
+    file = await readStateDict(path);
   } catch (e) {
     throw new Error(`Cannot read model "${path}": ${(e as Error).message}`);
   }
-  const { tensors, metadata } = decodeSafetensors(bytes, `model "${path}"`);
+  const { tensors, metadata } = file;
   const guess = inferNetwork(tensors.keys(), (n) => tensors.get(n)?.shape);
   let source: LoadedWeights["source"] = "metadata";
   let network = override.network ?? metadata.network;
