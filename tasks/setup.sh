@@ -29,6 +29,9 @@ if ! command -v deno >/dev/null 2>&1; then
 fi
 deno --version | head -1
 
+# The reference safetensors reader/writer, for the round-trip tests.
+python3 -c "import safetensors, numpy" 2>/dev/null || python3 -m pip install -q safetensors numpy
+
 # node_modules/ as `deno install` would fill it where npm is reachable: the yaml package
 # from Debian's node-yaml, and an empty @types/node (Deno has the node:* types built in).
 mkdir -p node_modules/@types
@@ -36,6 +39,12 @@ if [ ! -e node_modules/yaml/package.json ] || [ -L node_modules/yaml ]; then
   rm -rf node_modules/yaml && cp -rL /usr/share/nodejs/yaml node_modules/yaml
 fi
 [ -e node_modules/@types/node/package.json ] || ln -sfn ../../tasks/types-node node_modules/@types/node
+
+# onnx/onnxruntime/numpy for the PATH python (the ONNX export tests run exported models there).
+if ! python3 -c "import onnx, onnxruntime, numpy" >/dev/null 2>&1; then
+  echo "setup: installing onnx onnxruntime numpy with pip"
+  python3 -m pip install -q onnx onnxruntime numpy
+fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" 2>&1 | grep -E "error|warning" || true
