@@ -1,0 +1,564 @@
+// The model API on the CPU: a backbone description (core/backbone.h) executed with the
+// layers of cpu/layers.h over four arenas (parameters, gradients, activations, workspace),
+// each one allocation made at creation.
+//
+// Activations live in one blocked layout (act_tag()) from the stem convolution to the last
+// batch norm; the only reorders are the flatten before fc (and its gradient). The network
+// input stays plain NCHW: the stem convolution reads it directly.
+#include <sys/sysinfo.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <variant>
+
+#include "core/backbone.h"
+#include "core/context.h"
+#include "core/error.h"
+#include "cpu/layers.h"
+
+using namespace afc;
+using namespace afc::cpu;
+
+namespace {
+
+constexpr float kEps = 1e-5f;
+constexpr float kMomentum = 0.1f;
+constexpr int64_t kAlign = 64;
+
+int64_t round_up(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
+
+struct Arena {
+  float *ptr = nullptr;
+  int64_t bytes = 0;
+  void alloc(int64_t b, const char *what) {
+    bytes = round_up(b > 0 ? b : kAlign, kAlign);
+    ptr = static_cast<float *>(std::aligned_alloc(kAlign, bytes));
+    AFC_CHECK(ptr != nullptr, AFC_ERR_OUT_OF_MEMORY, "cannot allocate the %s arena (%lld bytes)", what,
+              (long long)bytes);
+    std::memset(ptr, 0, bytes);
+  }
+  ~Arena() { std::free(ptr); }
+};
+
+// Byte offsets inside the activation and workspace arenas (shared by every batch size).
+struct Layout {
+  std::vector<int64_t> act, dact;              // per activation: data, gradient
+  std::vector<int64_t> save;                   // per op (batch norm): saved mean, then variance
+  int64_t flat = 0, dflat = 0, mask = 0, fc_out = 0, dfc_out = 0, bn_mean = 0, bn_invstd = 0;
+  int64_t act_bytes = 0;
+  // workspace
+  std::vector<int64_t> w_fwd, w_bwd;           // per op (conv)
+  std::vector<int64_t> w_bytes;                // per op: bytes of one weight copy
+  int64_t scratch = 0, scratch_bytes = 0, gw_blk = 0, gw_blk_bytes = 0, dtmp = 0, dtmp_bytes = 0, ptmp = 0;
+  int64_t ws_bytes = 0;
+};
+
+using LayerVar = std::variant<std::monostate, Conv, BatchNorm, PReLU>;
+
+// Primitives for one batch size.
+struct Plan {
+  int64_t n = 0;
+  std::vector<LayerVar> layers;  // per op
+  dnnl::reorder flat_fwd, flat_bwd;
+  memory m_last, m_dlast, m_flat, m_dflat;
+};
+
+}  // namespace
+
+struct afc_model {
+  afc_context *ctx = nullptr;
+  Backbone spec;
+  int64_t max_batch = 0;
+  float dropout = 0;
+  memory::format_tag tag = memory::format_tag::nChw16c;
+  Arena params, grads, acts, work;
+  Layout lay;
+  std::map<int64_t, std::unique_ptr<Plan>> plans;
+  bool weights_dirty = true;
+  int64_t trained_n = -1;  // batch of the last training forward, -1 when backward is not possible
+  uint64_t seed = 0, dropout_counter = 0;
+  std::vector<char> ready;  // backward: which activation gradients hold a value
+
+  float *P(int t) { return params.ptr + spec.tensors[t].offset; }
+  float *G(int t) { return t >= 0 && spec.tensors[t].trainable ? grads.ptr + spec.tensors[t].offset : nullptr; }
+  float *A(int64_t off) { return reinterpret_cast<float *>(reinterpret_cast<char *>(acts.ptr) + off); }
+  float *W(int64_t off) { return reinterpret_cast<float *>(reinterpret_cast<char *>(work.ptr) + off); }
+  md amd(int64_t n, int a) const {
+    const ActSpec &s = spec.acts[a];
+    return act_md(n, s.c, s.h, s.w, a == 0 ? memory::format_tag::nchw : tag);
+  }
+};
+
+namespace {
+
+int64_t act_bytes_of(const afc_model &m, int64_t n, int a) { return (int64_t)m.amd(n, a).get_size(); }
+
+// Creates the primitive descriptors of every layer for batch n (no buffers yet).
+std::unique_ptr<Plan> make_plan(afc_model &m, int64_t n) {
+  auto p = std::make_unique<Plan>();
+  p->n = n;
+  const auto &eng = m.ctx->engine;
+  p->layers.resize(m.spec.ops.size());
+  for (size_t i = 0; i < m.spec.ops.size(); i++) {
+    const OpSpec &op = m.spec.ops[i];
+    switch (op.kind) {
+      case OpKind::Conv: {
+        Conv c;
+        c.init(eng, m.amd(n, op.src), m.amd(n, op.dst), m.spec.acts[op.src].c, m.spec.acts[op.dst].c, op.kernel,
+               op.stride, op.pad, op.groups);
+        p->layers[i] = std::move(c);
+        break;
+      }
+      case OpKind::BatchNorm: {
+        BatchNorm b;
+        b.init(eng, m.amd(n, op.src), kEps);
+        p->layers[i] = std::move(b);
+        break;
+      }
+      case OpKind::PReLU: {
+        PReLU r;
+        r.init(eng, m.amd(n, op.src));
+        p->layers[i] = std::move(r);
+        break;
+      }
+      case OpKind::AddInto: break;
+    }
+  }
+  return p;
+}
+
+// Sizes the activation and workspace arenas from the max-batch plan.
+void make_layout(afc_model &m, const Plan &p) {
+  Layout &L = m.lay;
+  const Backbone &b = m.spec;
+  const int64_t N = m.max_batch;
+  int64_t off = 0;
+  auto take = [&](int64_t bytes) {
+    const int64_t o = off;
+    off += round_up(bytes, kAlign);
+    return o;
+  };
+  L.act.resize(b.acts.size());
+  L.dact.resize(b.acts.size());
+  int64_t max_act = 0;
+  int64_t max_c = b.head.num_features;
+  for (size_t a = 0; a < b.acts.size(); a++) {
+    const int64_t bytes = act_bytes_of(m, N, (int)a);
+    L.act[a] = take(bytes);
+    L.dact[a] = take(bytes);
+    max_act = std::max(max_act, bytes);
+    max_c = std::max(max_c, b.acts[a].c);
+  }
+  L.save.assign(b.ops.size(), 0);
+  for (size_t i = 0; i < b.ops.size(); i++)
+    if (b.ops[i].kind == OpKind::BatchNorm) L.save[i] = take(2 * b.acts[b.ops[i].src].c * sizeof(float));
+  const int64_t K = b.head.in_features, F = b.head.num_features;
+  L.flat = take(N * K * 4);
+  L.dflat = take(N * K * 4);
+  L.mask = take(N * K);
+  L.fc_out = take(N * F * 4);
+  L.dfc_out = take(N * F * 4);
+  L.bn_mean = take(F * 4);
+  L.bn_invstd = take(F * 4);
+  L.act_bytes = off;
+
+  off = 0;
+  L.w_fwd.assign(b.ops.size(), -1);
+  L.w_bwd.assign(b.ops.size(), -1);
+  L.w_bytes.assign(b.ops.size(), 0);
+  int64_t scratch = 0, gw = 0;
+  for (size_t i = 0; i < b.ops.size(); i++) {
+    if (const Conv *c = std::get_if<Conv>(&p.layers[i])) {
+      L.w_bytes[i] = c->weights_bytes();
+      L.w_fwd[i] = take(L.w_bytes[i]);
+      if (c->bwd_weights_differ()) L.w_bwd[i] = take(L.w_bytes[i]);
+      scratch = std::max<int64_t>(scratch, c->scratch_bytes());
+      gw = std::max<int64_t>(gw, c->dweights_bytes());
+    } else if (const BatchNorm *n = std::get_if<BatchNorm>(&p.layers[i])) {
+      scratch = std::max<int64_t>(scratch, n->scratch_bytes());
+    } else if (const PReLU *r = std::get_if<PReLU>(&p.layers[i])) {
+      scratch = std::max<int64_t>(scratch, r->scratch_bytes());
+    }
+  }
+  L.scratch_bytes = scratch;
+  L.scratch = take(scratch);
+  L.gw_blk_bytes = gw;
+  L.gw_blk = take(gw);
+  L.dtmp_bytes = max_act;
+  L.dtmp = take(max_act);
+  L.ptmp = take(2 * max_c * 4);
+  L.ws_bytes = off;
+}
+
+// Attaches the arenas to a plan's layers and creates the primitives.
+void bind_plan(afc_model &m, Plan &p) {
+  const auto &eng = m.ctx->engine;
+  const Layout &L = m.lay;
+  for (size_t i = 0; i < m.spec.ops.size(); i++) {
+    const OpSpec &op = m.spec.ops[i];
+    ActBufs a;
+    if (op.kind != OpKind::AddInto) {
+      a.src = m.A(L.act[op.src]);
+      a.dst = m.A(L.act[op.dst]);
+      a.dsrc = m.A(L.dact[op.src]);
+      a.ddst = m.A(L.dact[op.dst]);
+      a.dsrc_tmp = m.W(L.dtmp);
+    }
+    void *scratch = m.W(L.scratch);
+    if (Conv *c = std::get_if<Conv>(&p.layers[i])) {
+      AFC_CHECK((int64_t)c->weights_bytes() <= L.w_bytes[i] && (c->bwd_weights_differ() == (L.w_bwd[i] >= 0)) &&
+                    (int64_t)c->scratch_bytes() <= L.scratch_bytes &&
+                    (int64_t)c->dweights_bytes() <= L.gw_blk_bytes,
+                AFC_ERR_INTERNAL, "batch %lld needs a workspace the model did not size for layer %zu",
+                (long long)p.n, i);
+      c->bind(eng, a, m.P(op.weight), m.G(op.weight), m.W(L.w_fwd[i]), L.w_bwd[i] >= 0 ? m.W(L.w_bwd[i]) : nullptr,
+              m.W(L.gw_blk), scratch);
+    } else if (BatchNorm *b = std::get_if<BatchNorm>(&p.layers[i])) {
+      AFC_CHECK((int64_t)b->scratch_bytes() <= L.scratch_bytes, AFC_ERR_INTERNAL,
+                "batch %lld needs more scratch than sized", (long long)p.n);
+      const int64_t c = m.spec.acts[op.src].c;
+      b->bind(eng, a, m.P(op.weight), m.P(op.bias), m.P(op.mean), m.P(op.var), m.G(op.weight), m.G(op.bias),
+              m.A(L.save[i]), m.A(L.save[i]) + c, m.W(L.ptmp), scratch);
+    } else if (PReLU *r = std::get_if<PReLU>(&p.layers[i])) {
+      AFC_CHECK((int64_t)r->scratch_bytes() <= L.scratch_bytes, AFC_ERR_INTERNAL,
+                "batch %lld needs more scratch than sized", (long long)p.n);
+      r->bind(eng, a, m.P(op.weight), m.G(op.weight), m.W(L.ptmp), scratch);
+    }
+  }
+  // Flatten: blocked last activation ↔ plain n×(C·H·W) in PyTorch order.
+  const HeadSpec &h = m.spec.head;
+  const ActSpec &s = m.spec.acts[h.src];
+  const md blk = m.amd(p.n, h.src), plain = act_md(p.n, s.c, s.h, s.w, memory::format_tag::nchw);
+  p.m_last = memory(blk, eng, m.A(L.act[h.src]));
+  p.m_dlast = memory(blk, eng, m.A(L.dact[h.src]));
+  p.m_flat = memory(plain, eng, m.A(L.flat));
+  p.m_dflat = memory(plain, eng, m.A(L.dflat));
+  p.flat_fwd = dnnl::reorder(p.m_last, p.m_flat);
+  p.flat_bwd = dnnl::reorder(p.m_dflat, p.m_dlast);
+}
+
+Plan &plan_for(afc_model &m, int64_t n) {
+  auto it = m.plans.find(n);
+  if (it != m.plans.end()) return *it->second;
+  auto p = make_plan(m, n);
+  bind_plan(m, *p);
+  Plan &ref = *p;
+  m.plans[n] = std::move(p);
+  return ref;
+}
+
+// arcface_torch initialisation. iresnet: conv N(0, 0.1); BN weight 1, bias 0; PReLU 0.25;
+// fc as nn.Linear's default (U(±1/√fan_in) for weight and bias); features weight 1, bias 0.
+// MobileFaceNet: conv and Linear kaiming_normal(fan_out, relu); BN 1 / 0; PReLU 0.25.
+// Running statistics start at mean 0, variance 1.
+void init_params(afc_model &m) {
+  std::mt19937_64 rng(m.seed);
+  const Backbone &b = m.spec;
+  auto fill = [&](int t, float v) {
+    float *p = m.P(t);
+    for (int64_t i = 0; i < b.tensors[t].numel; i++) p[i] = v;
+  };
+  auto normal = [&](int t, float stddev) {
+    std::normal_distribution<float> d(0.0f, stddev);
+    float *p = m.P(t);
+    for (int64_t i = 0; i < b.tensors[t].numel; i++) p[i] = d(rng);
+  };
+  auto uniform = [&](int t, float bound) {
+    std::uniform_real_distribution<float> d(-bound, bound);
+    float *p = m.P(t);
+    for (int64_t i = 0; i < b.tensors[t].numel; i++) p[i] = d(rng);
+  };
+  auto bn = [&](int w, int bias, int mean, int var) {
+    fill(w, 1.0f), fill(bias, 0.0f), fill(mean, 0.0f), fill(var, 1.0f);
+  };
+  for (const OpSpec &op : b.ops) {
+    switch (op.kind) {
+      case OpKind::Conv: {
+        const auto &sh = b.tensors[op.weight].shape;
+        if (b.init == InitKind::IResNet)
+          normal(op.weight, 0.1f);
+        else
+          normal(op.weight, std::sqrt(2.0f / (float)(sh[0] * sh[2] * sh[3])));
+        break;
+      }
+      case OpKind::BatchNorm: bn(op.weight, op.bias, op.mean, op.var); break;
+      case OpKind::PReLU: fill(op.weight, 0.25f); break;
+      case OpKind::AddInto: break;
+    }
+  }
+  const HeadSpec &h = b.head;
+  if (b.init == InitKind::IResNet) {
+    const float bound = 1.0f / std::sqrt((float)h.in_features);
+    uniform(h.fc_weight, bound);
+    if (h.fc_bias >= 0) uniform(h.fc_bias, bound);
+  } else {
+    normal(h.fc_weight, std::sqrt(2.0f / (float)h.num_features));
+    if (h.fc_bias >= 0) fill(h.fc_bias, 0.0f);
+  }
+  bn(h.bn_weight, h.bn_bias, h.bn_mean, h.bn_var);
+}
+
+// Activation bytes for max_batch without creating primitives (blocked channels padded).
+int64_t estimate_act_bytes(const Backbone &b, int64_t n) {
+  int64_t total = 0;
+  for (const ActSpec &a : b.acts) total += 2 * n * round_up(a.c, 16) * a.h * a.w * 4;
+  return total + 2 * n * b.head.in_features * 5;
+}
+
+int find_tensor(const afc_model *m, const char *name) {
+  AFC_CHECK(name != nullptr, AFC_ERR_INVALID_ARGUMENT, "tensor name is NULL");
+  for (size_t i = 0; i < m->spec.tensors.size(); i++)
+    if (m->spec.tensors[i].name == name) return (int)i;
+  const char *hint = std::strstr(name, "num_batches_tracked")
+                         ? " (num_batches_tracked is not kept: it does not affect the computation with momentum 0.1)"
+                         : "";
+  AFC_FAIL(AFC_ERR_NOT_FOUND, "tensor \"%s\" does not exist in backbone \"%s\"%s: afc_model_describe lists the names",
+           name, m->spec.name.c_str(), hint);
+}
+
+void check_count(const afc_model *m, int t, int64_t count, const char *what) {
+  const TensorSpec &s = m->spec.tensors[t];
+  AFC_CHECK(count == s.numel, AFC_ERR_SHAPE, "%s \"%s\" holds %lld values, got a buffer of %lld", what,
+            s.name.c_str(), (long long)s.numel, (long long)count);
+}
+
+std::string json_escape(const std::string &s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    o += c;
+  }
+  return o;
+}
+
+}  // namespace
+
+extern "C" {
+
+AFC_API afc_status afc_model_create(afc_context_t *ctx, const char *name, int32_t num_features, float dropout,
+                                    int32_t max_batch, afc_model_t **out) {
+  return AFC_GUARD({
+    AFC_CHECK(ctx && out, AFC_ERR_INVALID_ARGUMENT, "ctx or out is NULL");
+    AFC_CHECK(name != nullptr, AFC_ERR_INVALID_ARGUMENT, "backbone name is NULL: expected one of %s",
+              backbone_names());
+    AFC_CHECK(num_features > 0, AFC_ERR_INVALID_ARGUMENT, "num_features %d must be positive", num_features);
+    AFC_CHECK(max_batch > 0, AFC_ERR_INVALID_ARGUMENT, "max_batch %d must be positive", max_batch);
+    AFC_CHECK(dropout >= 0.0f && dropout < 1.0f, AFC_ERR_INVALID_ARGUMENT,
+              "dropout %g is out of range: expected 0 <= dropout < 1", dropout);
+    afc::enter(ctx);
+    auto m = std::make_unique<afc_model>();
+    if (!build_backbone(name, num_features, &m->spec))
+      AFC_FAIL(AFC_ERR_NOT_FOUND, "backbone \"%s\" is unknown: expected one of %s", name, backbone_names());
+    // Refuse early (before any primitive exists) when the arenas cannot fit in memory.
+    struct sysinfo si;
+    const int64_t need = m->spec.total_floats * 4 + m->spec.trainable_floats * 4 +
+                         estimate_act_bytes(m->spec, max_batch);
+    if (sysinfo(&si) == 0) {
+      const int64_t phys = (int64_t)si.totalram * si.mem_unit;
+      AFC_CHECK(need < phys / 10 * 9, AFC_ERR_OUT_OF_MEMORY,
+                "backbone \"%s\" has %lld parameters (%.1f M) and needs about %.2f GiB (parameters %.2f GiB, "
+                "gradients %.2f GiB, activations for batch %d %.2f GiB) but this machine has %.2f GiB: use a "
+                "smaller backbone or batch",
+                name, (long long)m->spec.param_count, m->spec.param_count / 1e6, need / 1073741824.0,
+                m->spec.total_floats * 4 / 1073741824.0, m->spec.trainable_floats * 4 / 1073741824.0, max_batch,
+                estimate_act_bytes(m->spec, max_batch) / 1073741824.0, phys / 1073741824.0);
+    }
+    m->ctx = ctx;
+    m->max_batch = max_batch;
+    m->dropout = m->spec.head.dropout ? dropout : 0.0f;
+    m->tag = act_tag();
+    m->params.alloc(m->spec.total_floats * 4, "parameter");
+    m->grads.alloc(m->spec.trainable_floats * 4, "gradient");
+    init_params(*m);
+    auto p = make_plan(*m, max_batch);
+    make_layout(*m, *p);
+    m->acts.alloc(m->lay.act_bytes, "activation");
+    m->work.alloc(m->lay.ws_bytes, "workspace");
+    bind_plan(*m, *p);
+    m->plans[max_batch] = std::move(p);
+    m->ready.assign(m->spec.acts.size(), 0);
+    *out = m.release();
+  });
+}
+
+AFC_API void afc_model_destroy(afc_model_t *model) { delete model; }
+
+AFC_API afc_status afc_model_describe(const afc_model_t *m, char *buf, int64_t capacity, int64_t *needed) {
+  return AFC_GUARD({
+    AFC_CHECK(m != nullptr, AFC_ERR_INVALID_ARGUMENT, "model is NULL");
+    AFC_CHECK(capacity >= 0 && (buf != nullptr || capacity == 0), AFC_ERR_INVALID_ARGUMENT,
+              "buffer of %lld bytes is invalid", (long long)capacity);
+    std::string j = "{\"name\":\"" + m->spec.name + "\",\"num_features\":" + std::to_string(m->spec.head.num_features) +
+                    ",\"max_batch\":" + std::to_string(m->max_batch) +
+                    ",\"parameters\":" + std::to_string(m->spec.param_count) +
+                    ",\"trainable_parameters\":" + std::to_string(m->spec.trainable_floats) +
+                    ",\"dropout\":" + std::to_string(m->dropout) + ",\"tensors\":[";
+    for (size_t i = 0; i < m->spec.tensors.size(); i++) {
+      const TensorSpec &t = m->spec.tensors[i];
+      j += i ? ",{" : "{";
+      j += "\"name\":\"" + json_escape(t.name) + "\",\"shape\":[";
+      for (size_t d = 0; d < t.shape.size(); d++) j += (d ? "," : "") + std::to_string(t.shape[d]);
+      j += std::string("],\"kind\":\"") + (t.is_param ? "parameter" : "buffer") +
+           "\",\"trainable\":" + (t.trainable ? "true" : "false") + "}";
+    }
+    j += "],\"memory\":{\"parameters\":" + std::to_string(m->params.bytes) +
+         ",\"gradients\":" + std::to_string(m->grads.bytes) + ",\"activations\":" + std::to_string(m->acts.bytes) +
+         ",\"workspace\":" + std::to_string(m->work.bytes) + "}";
+    j += ",\"notes\":\"state-dict names and element order as arcface_torch; num_batches_tracked is not kept; "
+         "initialised with seed 0 as arcface_torch does (iresnet: conv N(0,0.1), fc nn.Linear default; mbf: "
+         "kaiming_normal fan_out); BatchNorm momentum 0.1, eps 1e-5\"}";
+    const int64_t len = (int64_t)j.size() + 1;
+    if (needed) *needed = len;
+    if (capacity > 0) {
+      const int64_t c = std::min(capacity - 1, len - 1);
+      std::memcpy(buf, j.data(), c);
+      buf[c] = '\0';
+    }
+  });
+}
+
+AFC_API afc_status afc_model_tensor_read(const afc_model_t *m, const char *name, float *dst, int64_t count) {
+  return AFC_GUARD({
+    AFC_CHECK(m != nullptr, AFC_ERR_INVALID_ARGUMENT, "model is NULL");
+    const int t = find_tensor(m, name);
+    check_count(m, t, count, "tensor");
+    AFC_CHECK(dst != nullptr || count == 0, AFC_ERR_INVALID_ARGUMENT, "dst is NULL");
+    if (count) std::memcpy(dst, m->params.ptr + m->spec.tensors[t].offset, count * 4);
+  });
+}
+
+AFC_API afc_status afc_model_tensor_write(afc_model_t *m, const char *name, const float *src, int64_t count) {
+  return AFC_GUARD({
+    AFC_CHECK(m != nullptr, AFC_ERR_INVALID_ARGUMENT, "model is NULL");
+    const int t = find_tensor(m, name);
+    check_count(m, t, count, "tensor");
+    AFC_CHECK(src != nullptr || count == 0, AFC_ERR_INVALID_ARGUMENT, "src is NULL");
+    if (count) std::memcpy(m->params.ptr + m->spec.tensors[t].offset, src, count * 4);
+    m->weights_dirty = true;
+  });
+}
+
+AFC_API afc_status afc_model_grad_read(const afc_model_t *m, const char *name, float *dst, int64_t count) {
+  return AFC_GUARD({
+    AFC_CHECK(m != nullptr, AFC_ERR_INVALID_ARGUMENT, "model is NULL");
+    const int t = find_tensor(m, name);
+    const TensorSpec &s = m->spec.tensors[t];
+    AFC_CHECK(s.trainable, AFC_ERR_INVALID_ARGUMENT, "tensor \"%s\" has no gradient: it is a %s", name,
+              s.is_param ? "frozen parameter" : "buffer");
+    check_count(m, t, count, "gradient of");
+    AFC_CHECK(dst != nullptr || count == 0, AFC_ERR_INVALID_ARGUMENT, "dst is NULL");
+    if (count) std::memcpy(dst, m->grads.ptr + s.offset, count * 4);
+  });
+}
+
+AFC_API afc_status afc_model_forward(afc_model_t *m, const float *input, int64_t n, int32_t train, float *emb) {
+  return AFC_GUARD({
+    AFC_CHECK(m != nullptr, AFC_ERR_INVALID_ARGUMENT, "model is NULL");
+    AFC_CHECK(n >= 0 && n <= m->max_batch, AFC_ERR_SHAPE,
+              "batch %lld is out of range: expected 0 to max_batch %lld (create the model with a larger max_batch)",
+              (long long)n, (long long)m->max_batch);
+    AFC_CHECK(train == 0 || train == 1, AFC_ERR_INVALID_ARGUMENT, "train %d must be 0 or 1", train);
+    m->trained_n = -1;
+    if (n == 0) return;
+    AFC_CHECK(input && emb, AFC_ERR_INVALID_ARGUMENT, "input or embeddings is NULL for batch %lld", (long long)n);
+    const HeadSpec &h = m->spec.head;
+    if (train) AFC_CHECK(n > 1, AFC_ERR_SHAPE,
+                         "training mode needs a batch of at least 2 (BatchNorm1d of the embedding), got %lld: use "
+                         "eval mode for single images", (long long)n);
+    afc::enter(m->ctx);
+    Plan &p = plan_for(*m, n);
+    dnnl::stream &s = m->ctx->stream;
+    const Layout &L = m->lay;
+    if (m->weights_dirty) {
+      for (auto &l : p.layers)
+        if (Conv *c = std::get_if<Conv>(&l)) c->prepare(s);
+      m->weights_dirty = false;
+    }
+    std::memcpy(m->A(L.act[0]), input, sizeof(float) * n * 3 * 112 * 112);
+    for (size_t i = 0; i < m->spec.ops.size(); i++) {
+      const OpSpec &op = m->spec.ops[i];
+      LayerVar &l = p.layers[i];
+      if (Conv *c = std::get_if<Conv>(&l)) c->forward(s);
+      else if (BatchNorm *b = std::get_if<BatchNorm>(&l)) b->forward(s, train, kMomentum);
+      else if (PReLU *r = std::get_if<PReLU>(&l)) r->forward(s);
+      else add_into(m->A(L.act[op.dst]), m->A(L.act[op.src]), act_bytes_of(*m, n, op.dst) / 4);
+    }
+    p.flat_fwd.execute(s, p.m_last, p.m_flat);
+    s.wait();
+    const int64_t K = h.in_features, F = h.num_features;
+    float *flat = m->A(L.flat);
+    if (train && m->dropout > 0)
+      dropout_forward(flat, reinterpret_cast<uint8_t *>(m->A(L.mask)), n * K, m->dropout, m->seed,
+                      m->dropout_counter++);
+    float *fc_out = m->A(L.fc_out);
+    fc_forward(flat, m->P(h.fc_weight), h.fc_bias >= 0 ? m->P(h.fc_bias) : nullptr, fc_out, n, K, F);
+    bn1d_forward(fc_out, emb, m->P(h.bn_weight), m->P(h.bn_bias), m->P(h.bn_mean), m->P(h.bn_var),
+                 m->A(L.bn_mean), m->A(L.bn_invstd), n, F, kEps, train, kMomentum);
+    if (train) m->trained_n = n;
+  });
+}
+
+AFC_API afc_status afc_model_backward(afc_model_t *m, const float *demb, int64_t n, float *d_input,
+                                      int32_t accumulate) {
+  return AFC_GUARD({
+    AFC_CHECK(m != nullptr, AFC_ERR_INVALID_ARGUMENT, "model is NULL");
+    AFC_CHECK(accumulate == 0 || accumulate == 1, AFC_ERR_INVALID_ARGUMENT, "accumulate %d must be 0 or 1",
+              accumulate);
+    AFC_CHECK(m->trained_n >= 0, AFC_ERR_STATE,
+              "backward needs a training-mode forward first (the last forward was in eval mode, failed or "
+              "did not happen)");
+    AFC_CHECK(n == m->trained_n, AFC_ERR_SHAPE, "batch %lld differs from the training forward's batch %lld",
+              (long long)n, (long long)m->trained_n);
+    AFC_CHECK(demb != nullptr, AFC_ERR_INVALID_ARGUMENT, "d_embeddings is NULL");
+    afc::enter(m->ctx);
+    Plan &p = plan_for(*m, n);
+    dnnl::stream &s = m->ctx->stream;
+    const Layout &L = m->lay;
+    const HeadSpec &h = m->spec.head;
+    const int64_t K = h.in_features, F = h.num_features;
+    const bool acc = accumulate == 1;
+    float *dfc = m->A(L.dfc_out);
+    bn1d_backward(m->A(L.fc_out), demb, m->P(h.bn_weight), m->A(L.bn_mean), m->A(L.bn_invstd), dfc,
+                  m->G(h.bn_weight), m->G(h.bn_bias), n, F, acc);
+    float *dflat = m->A(L.dflat);
+    fc_backward(m->A(L.flat), m->P(h.fc_weight), dfc, dflat, m->G(h.fc_weight),
+                h.fc_bias >= 0 ? m->G(h.fc_bias) : nullptr, n, K, F, acc);
+    if (m->dropout > 0) dropout_backward(dflat, reinterpret_cast<uint8_t *>(m->A(L.mask)), n * K, m->dropout);
+    p.flat_bwd.execute(s, p.m_dflat, p.m_dlast);
+    std::vector<char> &ready = m->ready;
+    std::fill(ready.begin(), ready.end(), 0);
+    ready[h.src] = 1;
+    for (size_t k = m->spec.ops.size(); k-- > 0;) {
+      const OpSpec &op = m->spec.ops[k];
+      LayerVar &l = p.layers[k];
+      const bool need = op.src != 0 || d_input != nullptr;
+      const bool acc_src = ready[op.src] != 0;
+      if (Conv *c = std::get_if<Conv>(&l)) c->backward(s, acc, need, acc_src);
+      else if (BatchNorm *b = std::get_if<BatchNorm>(&l)) b->backward(s, acc, need, acc_src);
+      else if (PReLU *r = std::get_if<PReLU>(&l)) r->backward(s, acc, need, acc_src);
+      else {
+        const int64_t count = act_bytes_of(*m, n, op.dst) / 4;
+        if (acc_src) add_into(m->A(L.dact[op.src]), m->A(L.dact[op.dst]), count);
+        else std::memcpy(m->A(L.dact[op.src]), m->A(L.dact[op.dst]), count * 4);
+      }
+      if (need) ready[op.src] = 1;
+    }
+    s.wait();
+    if (d_input) std::memcpy(d_input, m->A(L.dact[0]), sizeof(float) * n * 3 * 112 * 112);
+  });
+}
+
+AFC_API afc_status afc_model_zero_grad(afc_model_t *m) {
+  return AFC_GUARD({
+    AFC_CHECK(m != nullptr, AFC_ERR_INVALID_ARGUMENT, "model is NULL");
+    std::memset(m->grads.ptr, 0, m->grads.bytes);
+  });
+}
+
+}  // extern "C"
