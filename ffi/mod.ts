@@ -23,6 +23,31 @@ export function check(status: number, action: string): void {
   throw new AfcError(`${action}: ${detail}`, status);
 }
 
+/** Reads an `afc_<object>_error`-style text (sized like describe), or "" when it cannot. */
+export function readText(
+  fill: (buf: Uint8Array<ArrayBuffer> | null, cap: bigint, needed: BigInt64Array) => number,
+): string {
+  const needed = new BigInt64Array(1);
+  if (fill(null, 0n, needed) !== Status.OK) return "";
+  const buf = new Uint8Array(toSafeNumber(needed[0], "text length"));
+  if (fill(buf, BigInt(buf.length), needed) !== Status.OK) return "";
+  return new TextDecoder().decode(buf.subarray(0, buf.length - 1));
+}
+
+/**
+ * `check` for a call that ran on a worker thread (nonblocking): the detail comes from the
+ * object's own copy (`readError`), since that thread's afc_last_error() is out of reach.
+ */
+export function checkOn(
+  status: number,
+  action: string,
+  readError: (buf: Uint8Array<ArrayBuffer> | null, cap: bigint, needed: BigInt64Array) => number,
+): void {
+  if (status === Status.OK) return;
+  const detail = readText(readError) || (cString(lib().afc_status_string(status)) ?? "");
+  throw new AfcError(`${action}: ${detail}`, status);
+}
+
 /** A NUL-terminated UTF-8 copy of `s` for a `buffer` parameter. */
 export function cStr(s: string): Uint8Array<ArrayBuffer> {
   const bytes = new TextEncoder().encode(s);

@@ -39,6 +39,7 @@ export const symbols = {
     nonblocking: true,
   },
   afc_model_zero_grad: { parameters: ["pointer"], result: "i32" },
+  afc_model_error: { parameters: ["pointer", "buffer", "i64", "buffer"], result: "i32" },
 
   // Data (csrc/data/)
   afc_image_info: { parameters: ["buffer", "i64", "buffer", "buffer", "buffer"], result: "i32" },
@@ -111,6 +112,12 @@ export const symbols = {
   afc_optim_steps_write: { parameters: ["pointer", "i64", "i64"], result: "i32" },
   afc_optim_sum_squares: { parameters: ["buffer", "i64", "buffer"], result: "i32" },
   afc_optim_clip_coef: { parameters: ["f64", "f32", "f32", "buffer"], result: "i32" },
+  afc_model_grad_sum_squares: { parameters: ["pointer", "buffer"], result: "i32" },
+  afc_model_step: { parameters: ["pointer", "pointer", "f64", "f32"], result: "i32", nonblocking: true },
+  afc_model_state_read: { parameters: ["pointer", "buffer", "i32", "buffer", "i64"], result: "i32" },
+  afc_model_state_write: { parameters: ["pointer", "buffer", "i32", "buffer", "i64"], result: "i32" },
+  afc_model_optim_steps_read: { parameters: ["pointer", "buffer"], result: "i32" },
+  afc_model_optim_steps_write: { parameters: ["pointer", "i64"], result: "i32" },
   afc_pfc_create: {
     parameters: ["pointer", "pointer", "pointer", "i64", "i32", "f32", "i64", "u64", "buffer"],
     result: "i32",
@@ -122,6 +129,7 @@ export const symbols = {
     result: "i32",
     nonblocking: true,
   },
+  afc_pfc_error: { parameters: ["pointer", "buffer", "i64", "buffer"], result: "i32" },
   afc_pfc_zero_grad: { parameters: ["pointer"], result: "i32" },
   afc_pfc_step: { parameters: ["pointer", "pointer", "f64", "f32"], result: "i32", nonblocking: true },
   afc_pfc_weight_read: { parameters: ["pointer", "i64", "i64", "buffer", "i64"], result: "i32" },
@@ -167,7 +175,12 @@ export const symbols = {
     result: "i32",
     nonblocking: true,
   },
+  afc_model_all_reduce_grads: {
+    parameters: ["pointer", "pointer", "i64", "f32"],
+    result: "i32",
+    nonblocking: true,
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The ABI version these bindings were written for; the loader refuses any other. */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { AfcError, cStr, cString, lib, PtrOut, Status, toI64, toSafeNumber } from "../ffi/mod.ts";
+import { AfcError, checkOn, cStr, cString, lib, PtrOut, Status, toI64, toSafeNumber } from "../ffi/mod.ts";
 
 /** A buffer the collectives accept. */
 export type CommBuffer = Float32Array<ArrayBuffer> | BigInt64Array<ArrayBuffer>;
@@ -122,18 +122,10 @@ export class Comm {
 
   // The detail of a failed call lives on the handle: the call ran on a worker thread.
   #check(status: number, action: string): void {
-    if (status === Status.OK) return;
-    const l = lib();
-    const needed = new BigInt64Array(1);
-    let detail = "";
-    if (l.afc_comm_error(this.#ptr, null, 0n, needed) === Status.OK) {
-      const buf = new Uint8Array(toSafeNumber(needed[0], "error length"));
-      l.afc_comm_error(this.#ptr, buf, BigInt(buf.length), needed);
-      detail = new TextDecoder().decode(buf.subarray(0, buf.length - 1));
-    }
-    if (!detail) detail = cString(l.afc_status_string(status)) ?? "";
-    throw new AfcError(`${action}: ${detail}`, status);
+    const ptr = this.#ptr;
+    checkOn(status, action, (buf, cap, needed) => lib().afc_comm_error(ptr, buf, cap, needed));
   }
+
 
   /** Combines `data` over all ranks in place: every rank ends with the sum (or max). */
   async allReduce(data: CommBuffer, op: ReduceOp = "sum"): Promise<void> {

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { AfcError, check, lib, PtrOut, toI64, toSafeNumber } from "../ffi/mod.ts";
+import { AfcError, check, checkOn, lib, PtrOut, toI64, toSafeNumber } from "../ffi/mod.ts";
 
 /** The margin of `s·(cos(m1·θ + m2) − m3)` and its options. */
 export interface MarginOptions {
@@ -426,9 +426,10 @@ export class PartialFC {
     }
     const loss = new Float32Array(1);
     const d = new Float32Array(n * this.embeddingSize);
-    check(
+    checkOn(
       await lib().afc_pfc_forward_backward(ptr, embeddings, lab, BigInt(n), accumulate ? 1 : 0, loss, d),
       "Cannot run Partial FC",
+      (buf, cap, needed) => lib().afc_pfc_error(ptr, buf, cap, needed),
     );
     return { loss: loss[0], dEmbeddings: d };
   }
@@ -444,7 +445,11 @@ export class PartialFC {
   /** Updates the whole shard with `opt`'s rule at learning rate `lr`. */
   async step(opt: Optimizer, lr: number, gradScale = 1): Promise<void> {
     const ptr = this.#handle("step Partial FC");
-    check(await lib().afc_pfc_step(ptr, opt.handle, lr, gradScale), "Cannot step Partial FC");
+    checkOn(
+      await lib().afc_pfc_step(ptr, opt.handle, lr, gradScale),
+      "Cannot step Partial FC",
+      (buf, cap, needed) => lib().afc_pfc_error(ptr, buf, cap, needed),
+    );
   }
 
   #rows(row: number, rows: number, action: string): [bigint, bigint, number] {

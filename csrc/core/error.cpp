@@ -1,5 +1,6 @@
 #include "core/error.h"
 
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -32,6 +33,23 @@ afc_status set_error(afc_status status, const std::string &message) {
 void clear_error() {
   has_error = false;
   last_error.clear();
+}
+
+afc_status ErrorSlot::keep(afc_status status) {
+  const char *detail = afc_last_error();
+  text = status == AFC_OK ? "" : detail ? detail : afc_status_string(status);
+  return status;
+}
+
+void ErrorSlot::copy_to(char *buf, int64_t capacity, int64_t *needed) const {
+  AFC_CHECK(needed != nullptr && capacity >= 0 && (buf != nullptr || capacity == 0), AFC_ERR_INVALID_ARGUMENT,
+            "needed is NULL or buffer of %lld bytes is invalid", (long long)capacity);
+  if (capacity > 0) {
+    const size_t n = std::min<size_t>(text.size(), (size_t)capacity - 1);
+    std::memcpy(buf, text.data(), n);
+    buf[n] = '\0';
+  }
+  *needed = (int64_t)text.size() + 1;
 }
 
 }  // namespace afc

@@ -3,6 +3,7 @@
 // no C++ exception ever crosses the C boundary.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "arcface.h"
@@ -23,6 +24,17 @@ struct Error {
 afc_status set_error(afc_status status, const std::string &message);
 // Clears the detail: called on entry to every exported function.
 void clear_error();
+
+// The detail of the last failed call on one object. A nonblocking FFI call runs on a worker
+// thread, whose thread-local afc_last_error() the caller cannot read; the object keeps a copy
+// that afc_<object>_error() hands out.
+struct ErrorSlot {
+  std::string text;
+  // Records the current thread's detail when `status` is an error (clears it on success).
+  afc_status keep(afc_status status);
+  // Copies the text like afc_model_describe: at most `capacity` bytes with the NUL.
+  void copy_to(char *buf, int64_t capacity, int64_t *needed) const;
+};
 
 // Runs `body` (a lambda returning void) and converts any exception into a status.
 template <typename F>

@@ -213,11 +213,13 @@ void BatchNorm::forward(dnnl::stream &s, bool is_train, float momentum) {
 }
 
 void BatchNorm::backward(dnnl::stream &s, bool accumulate_w, bool need_dsrc, bool accumulate_dsrc) {
-  // oneDNN always computes diff_src: when it is not wanted it lands in the temporary.
+  // oneDNN always computes diff_src: when it is not wanted it lands in the temporary. Its
+  // backward pass with use_shift also asks for the shift, though the result does not use it.
   const bool to_tmp = accumulate_dsrc || !need_dsrc;
   bwd.execute(s, {{DNNL_ARG_SRC, m_src}, {DNNL_ARG_MEAN, frozen ? m_rmean : m_smean},
                   {DNNL_ARG_VARIANCE, frozen ? m_rvar : m_svar}, {DNNL_ARG_DIFF_DST, m_ddst},
-                  {DNNL_ARG_SCALE, m_gamma}, {DNNL_ARG_DIFF_SRC, to_tmp ? m_dsrc_tmp : m_dsrc},
+                  {DNNL_ARG_SCALE, m_gamma}, {DNNL_ARG_SHIFT, m_beta},
+                  {DNNL_ARG_DIFF_SRC, to_tmp ? m_dsrc_tmp : m_dsrc},
                   {DNNL_ARG_DIFF_SCALE, m_dg}, {DNNL_ARG_DIFF_SHIFT, m_db}, {DNNL_ARG_SCRATCHPAD, m_scr_b}});
   if (need_dsrc && accumulate_dsrc) add_into(bufs.dsrc, bufs.dsrc_tmp, floats);
   for (int64_t i = 0; i < c; i++) {

@@ -21,6 +21,7 @@
 #include "core/context.h"
 #include "core/error.h"
 #include "cpu/layers.h"
+#include "cpu/optimizer.h"
 
 using namespace afc;
 using namespace afc::cpu;
@@ -84,6 +85,10 @@ struct afc_model {
   int64_t trained_n = -1;  // batch of the last training forward, -1 when backward is not possible
   uint64_t seed = 0, dropout_counter = 0;
   std::vector<char> ready;  // backward: which activation gradients hold a value
+  // Optimizer state of the trainable parameters, which lie first in the parameter arena and
+  // share their offsets with the gradient arena: one state array covers them all.
+  afc::OptimState opt;
+  afc::ErrorSlot error;  // forward, backward and step run on FFI worker threads
 
   float *P(int t) { return params.ptr + spec.tensors[t].offset; }
   float *G(int t) { return t >= 0 && spec.tensors[t].trainable ? grads.ptr + spec.tensors[t].offset : nullptr; }
@@ -337,6 +342,20 @@ std::string json_escape(const std::string &s) {
   return o;
 }
 
+
+// The state buffer `which` of trainable tensor `t`, created (zeros) when it does not exist yet.
+float *state_of(afc_model &m, int t, int32_t which) {
+  const TensorSpec &s = m.spec.tensors[t];
+  AFC_CHECK(s.trainable, AFC_ERR_INVALID_ARGUMENT, "tensor \"%s\" has no optimizer state: it is a %s",
+            s.name.c_str(), s.is_param ? "frozen parameter" : "buffer");
+  AFC_CHECK(which == 0 || which == 1, AFC_ERR_INVALID_ARGUMENT,
+            "state %d is unknown: expected 0 (momentum / exp_avg) or 1 (exp_avg_sq)", which);
+  std::vector<float> &buf = which == 0 ? m.opt.m : m.opt.v;
+  if ((int64_t)buf.size() != m.spec.trainable_floats) buf.assign(m.spec.trainable_floats, 0.0f);
+  m.opt.count = m.spec.trainable_floats;
+  return buf.data() + s.offset;
+}
+
 }  // namespace
 
 extern "C" {
@@ -458,7 +477,7 @@ AFC_API afc_status afc_model_grad_read(const afc_model_t *m, const char *name, f
 }
 
 AFC_API afc_status afc_model_forward(afc_model_t *m, const float *input, int64_t n, int32_t train, float *emb) {
-  return AFC_GUARD({
+  const afc_status status = AFC_GUARD({
     AFC_CHECK(m != nullptr, AFC_ERR_INVALID_ARGUMENT, "model is NULL");
     AFC_CHECK(n >= 0 && n <= m->max_batch, AFC_ERR_SHAPE,
               "batch %lld is out of range: expected 0 to max_batch %lld (create the model with a larger max_batch)",
@@ -502,11 +521,12 @@ AFC_API afc_status afc_model_forward(afc_model_t *m, const float *input, int64_t
                  m->A(L.bn_mean), m->A(L.bn_invstd), n, F, kEps, train, kMomentum);
     if (train) m->trained_n = n;
   });
+  return m ? m->error.keep(status) : status;
 }
 
 AFC_API afc_status afc_model_backward(afc_model_t *m, const float *demb, int64_t n, float *d_input,
                                       int32_t accumulate) {
-  return AFC_GUARD({
+  const afc_status status = AFC_GUARD({
     AFC_CHECK(m != nullptr, AFC_ERR_INVALID_ARGUMENT, "model is NULL");
     AFC_CHECK(accumulate == 0 || accumulate == 1, AFC_ERR_INVALID_ARGUMENT, "accumulate %d must be 0 or 1",
               accumulate);
@@ -552,6 +572,7 @@ AFC_API afc_status afc_model_backward(afc_model_t *m, const float *demb, int64_t
     s.wait();
     if (d_input) std::memcpy(d_input, m->A(L.dact[0]), sizeof(float) * n * 3 * 112 * 112);
   });
+  return m ? m->error.keep(status) : status;
 }
 
 AFC_API afc_status afc_model_zero_grad(afc_model_t *m) {
@@ -559,6 +580,78 @@ AFC_API afc_status afc_model_zero_grad(afc_model_t *m) {
     AFC_CHECK(m != nullptr, AFC_ERR_INVALID_ARGUMENT, "model is NULL");
     std::memset(m->grads.ptr, 0, m->grads.bytes);
   });
+}
+
+AFC_API afc_status afc_model_error(const afc_model_t *m, char *buf, int64_t capacity, int64_t *needed) {
+  return AFC_GUARD({
+    AFC_CHECK(m != nullptr, AFC_ERR_INVALID_ARGUMENT, "model is NULL");
+    m->error.copy_to(buf, capacity, needed);
+  });
+}
+
+AFC_API afc_status afc_model_grad_sum_squares(const afc_model_t *m, double *out) {
+  return AFC_GUARD({
+    AFC_CHECK(m && out, AFC_ERR_INVALID_ARGUMENT, "model or out is NULL");
+    *out = afc::sum_squares(m->grads.ptr, m->spec.trainable_floats);
+  });
+}
+
+AFC_API afc_status afc_model_step(afc_model_t *m, const afc_optim_t *opt, double lr, float grad_scale) {
+  const afc_status status = AFC_GUARD({
+    AFC_CHECK(m && opt, AFC_ERR_INVALID_ARGUMENT, "model or opt is NULL");
+    AFC_CHECK(std::isfinite(lr) && lr >= 0 && std::isfinite(grad_scale), AFC_ERR_INVALID_ARGUMENT,
+              "lr %g or grad_scale %g is invalid: expected finite values, lr >= 0", lr, grad_scale);
+    afc::enter(m->ctx);
+    m->opt.prepare(opt->cfg, m->spec.trainable_floats);
+    afc::optim_update(opt->cfg, m->opt, m->params.ptr, m->grads.ptr, m->spec.trainable_floats, lr, grad_scale);
+    m->weights_dirty = true;
+  });
+  return m ? m->error.keep(status) : status;
+}
+
+AFC_API afc_status afc_model_state_read(afc_model_t *m, const char *name, int32_t which, float *dst,
+                                        int64_t count) {
+  return AFC_GUARD({
+    AFC_CHECK(m != nullptr, AFC_ERR_INVALID_ARGUMENT, "model is NULL");
+    const int t = find_tensor(m, name);
+    check_count(m, t, count, "optimizer state of");
+    AFC_CHECK(dst != nullptr || count == 0, AFC_ERR_INVALID_ARGUMENT, "dst is NULL");
+    const float *src = state_of(*m, t, which);
+    if (count) std::memcpy(dst, src, count * 4);
+  });
+}
+
+AFC_API afc_status afc_model_state_write(afc_model_t *m, const char *name, int32_t which, const float *src,
+                                         int64_t count) {
+  return AFC_GUARD({
+    AFC_CHECK(m != nullptr, AFC_ERR_INVALID_ARGUMENT, "model is NULL");
+    const int t = find_tensor(m, name);
+    check_count(m, t, count, "optimizer state of");
+    AFC_CHECK(src != nullptr || count == 0, AFC_ERR_INVALID_ARGUMENT, "src is NULL");
+    float *dst = state_of(*m, t, which);
+    if (count) std::memcpy(dst, src, count * 4);
+  });
+}
+
+AFC_API afc_status afc_model_optim_steps_read(const afc_model_t *m, int64_t *steps) {
+  return AFC_GUARD({
+    AFC_CHECK(m && steps, AFC_ERR_INVALID_ARGUMENT, "model or steps is NULL");
+    *steps = m->opt.steps;
+  });
+}
+
+AFC_API afc_status afc_model_optim_steps_write(afc_model_t *m, int64_t steps) {
+  return AFC_GUARD({
+    AFC_CHECK(m != nullptr, AFC_ERR_INVALID_ARGUMENT, "model is NULL");
+    AFC_CHECK(steps >= 0, AFC_ERR_INVALID_ARGUMENT, "steps %lld is negative", (long long)steps);
+    m->opt.steps = steps;
+  });
+}
+
+AFC_API afc_status afc_model_all_reduce_grads(afc_model_t *m, afc_comm_t *comm, int64_t bucket_elems,
+                                              float scale) {
+  if (m == nullptr) return AFC_GUARD({ AFC_FAIL(AFC_ERR_INVALID_ARGUMENT, "model is NULL"); });
+  return m->error.keep(afc_comm_all_reduce_grads(comm, m->grads.ptr, m->spec.trainable_floats, bucket_elems, scale));
 }
 
 }  // extern "C"

@@ -65,15 +65,28 @@ void optim_update(const OptimConfig &cfg, OptimState &st, float *p, const float 
   }
 }
 
-}  // namespace afc
-
-namespace {
 double sum_squares(const float *x, int64_t n) {
   double s = 0.0;
 #pragma omp parallel for reduction(+ : s) schedule(static)
   for (int64_t i = 0; i < n; i++) s += (double)x[i] * x[i];
   return s;
 }
+
+void OptimState::prepare(const OptimConfig &cfg, int64_t n) {
+  const bool needs_m = cfg.kind == AFC_OPTIM_ADAMW || cfg.momentum != 0.0;
+  const bool needs_v = cfg.kind == AFC_OPTIM_ADAMW;
+  if (count == n && (!needs_m || !m.empty()) && (!needs_v || !v.empty())) return;
+  const int64_t kept_steps = steps;
+  std::vector<float> keep_m = std::move(m), keep_v = std::move(v);
+  init(cfg, n);
+  if ((int64_t)keep_m.size() == n && !m.empty()) m = std::move(keep_m);
+  if ((int64_t)keep_v.size() == n && !v.empty()) v = std::move(keep_v);
+  steps = kept_steps;
+}
+
+}  // namespace afc
+
+namespace {
 
 afc::OptimState &slot_of(afc_optim *opt, int64_t slot) {
   AFC_CHECK(opt, AFC_ERR_INVALID_ARGUMENT, "opt is NULL");
@@ -182,7 +195,7 @@ AFC_API afc_status afc_optim_sum_squares(const float *x, int64_t n, double *out)
   return AFC_GUARD({
     AFC_CHECK(out && n >= 0 && (n == 0 || x), AFC_ERR_INVALID_ARGUMENT,
               "out or x is NULL, or n %lld is negative", (long long)n);
-    *out = sum_squares(x, n);
+    *out = afc::sum_squares(x, n);
   });
 }
 

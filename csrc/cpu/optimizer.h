@@ -18,12 +18,18 @@ struct OptimState {
   int64_t steps = 0;
   int64_t count = 0;
   void init(const OptimConfig &cfg, int64_t count);
+  // Sizes the state for `cfg` and `count` values, keeping buffers and the step count that
+  // were restored (from a checkpoint) before the first update.
+  void prepare(const OptimConfig &cfg, int64_t count);
   std::vector<float> &buffer(int32_t which);  // fails for a buffer this rule lacks
 };
 
 // param (count floats) -= update(grad · grad_scale); advances state.steps.
 void optim_update(const OptimConfig &cfg, OptimState &state, float *param, const float *grad,
                   int64_t count, double lr, float grad_scale);
+
+// Sum of squares in double precision (global-norm clipping).
+double sum_squares(const float *x, int64_t n);
 
 }  // namespace afc
 

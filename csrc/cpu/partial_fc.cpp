@@ -87,6 +87,7 @@ struct afc_pfc {
   std::vector<float> counts_f;
   int64_t used = 0;  // S of the last step
   bool sampled = false;
+  afc::ErrorSlot error;  // forward_backward and step run on FFI worker threads
 };
 
 namespace {
@@ -341,7 +342,7 @@ AFC_API afc_status afc_pfc_shard(const afc_pfc_t *pfc, int64_t *class_start, int
 AFC_API afc_status afc_pfc_forward_backward(afc_pfc_t *pfc, const float *embeddings,
                                             const int64_t *labels, int64_t n, int32_t accumulate,
                                             float *loss, float *d_embeddings) {
-  return AFC_GUARD({
+  const afc_status status = AFC_GUARD({
     AFC_CHECK(pfc && loss, AFC_ERR_INVALID_ARGUMENT, "pfc or loss is NULL");
     AFC_CHECK(n >= 0 && n <= pfc->max_batch, AFC_ERR_SHAPE,
               "batch of %lld rows is invalid: expected 0..max_batch %lld", (long long)n,
@@ -357,6 +358,14 @@ AFC_API afc_status afc_pfc_forward_backward(afc_pfc_t *pfc, const float *embeddi
     forward_backward(pfc, embeddings, labels, n, accumulate != 0, &l, d_embeddings);
     *loss = l;
   });
+  return pfc ? pfc->error.keep(status) : status;
+}
+
+AFC_API afc_status afc_pfc_error(const afc_pfc_t *pfc, char *buf, int64_t capacity, int64_t *needed) {
+  return AFC_GUARD({
+    AFC_CHECK(pfc != nullptr, AFC_ERR_INVALID_ARGUMENT, "pfc is NULL");
+    pfc->error.copy_to(buf, capacity, needed);
+  });
 }
 
 AFC_API afc_status afc_pfc_zero_grad(afc_pfc_t *pfc) {
@@ -367,25 +376,17 @@ AFC_API afc_status afc_pfc_zero_grad(afc_pfc_t *pfc) {
 }
 
 AFC_API afc_status afc_pfc_step(afc_pfc_t *pfc, const afc_optim_t *opt, double lr, float grad_scale) {
-  return AFC_GUARD({
+  const afc_status status = AFC_GUARD({
     AFC_CHECK(pfc && opt, AFC_ERR_INVALID_ARGUMENT, "pfc or opt is NULL");
     AFC_CHECK(std::isfinite(lr) && lr >= 0 && std::isfinite(grad_scale), AFC_ERR_INVALID_ARGUMENT,
               "lr %g or grad_scale %g is invalid: expected finite values, lr ≥ 0", lr, grad_scale);
     afc::enter(pfc->ctx);
     const int64_t count = (int64_t)pfc->weight.size();
     afc::OptimState &st = pfc->state;
-    const bool needs_m = opt->cfg.kind == AFC_OPTIM_ADAMW || opt->cfg.momentum != 0.0;
-    const bool needs_v = opt->cfg.kind == AFC_OPTIM_ADAMW;
-    if (st.count != count || (needs_m && st.m.empty()) || (needs_v && st.v.empty())) {
-      const int64_t steps = st.steps;  // keep a restored step count
-      std::vector<float> m = std::move(st.m), v = std::move(st.v);
-      st.init(opt->cfg, count);
-      if ((int64_t)m.size() == count && !st.m.empty()) st.m = std::move(m);
-      if ((int64_t)v.size() == count && !st.v.empty()) st.v = std::move(v);
-      st.steps = steps;
-    }
+    st.prepare(opt->cfg, count);
     afc::optim_update(opt->cfg, st, pfc->weight.data(), pfc->grad.data(), count, lr, grad_scale);
   });
+  return pfc ? pfc->error.keep(status) : status;
 }
 
 AFC_API afc_status afc_pfc_weight_read(const afc_pfc_t *pfc, int64_t row, int64_t rows, float *dst,

@@ -54,7 +54,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a signature, enum value or struct layout here changes. */
-#define AFC_ABI_VERSION 1
+#define AFC_ABI_VERSION 2
 
 /* ---------------------------------------------------------------------------------------
  * Status codes and errors
@@ -158,6 +158,11 @@ AFC_API afc_status afc_model_backward(afc_model_t *model, const float *d_embeddi
 
 /* Sets every parameter gradient to zero. */
 AFC_API afc_status afc_model_zero_grad(afc_model_t *model);
+
+/* The detail text of the model's last failed forward, backward, step or gradient all-reduce
+ * ("" when it succeeded), sized like afc_model_describe. These calls usually run on another
+ * thread, whose afc_last_error() the caller cannot read; this copy stays with the model. */
+AFC_API afc_status afc_model_error(const afc_model_t *model, char *buf, int64_t capacity, int64_t *needed);
 
 /* ---------------------------------------------------------------------------------------
  * Data: RecordIO, image decoding, loader            (section owned by csrc/data/)
@@ -389,6 +394,28 @@ AFC_API afc_status afc_optim_sum_squares(const float *x, int64_t n, double *out)
 AFC_API afc_status afc_optim_clip_coef(double sum_squares, float grad_scale, float max_norm,
                                        float *coef);
 
+/* A model's own optimizer state (csrc/cpu/model.cpp). The trainable parameters of a model
+ * are updated in place with `opt`'s rule and hyperparameters; the state (momentum buffer,
+ * AdamW moments, step count) lives in the model, so the step loop copies nothing. */
+
+/* Sum of squares of every parameter gradient (double precision), for global-norm clipping. */
+AFC_API afc_status afc_model_grad_sum_squares(const afc_model_t *model, double *out);
+
+/* Updates every trainable parameter from its gradient multiplied by `grad_scale`. */
+AFC_API afc_status afc_model_step(afc_model_t *model, const afc_optim_t *opt, double lr, float grad_scale);
+
+/* Copies the optimizer state `which` (as afc_optim_state_read) of parameter `name` out / in;
+ * `count` must equal the tensor's element count. State not yet created reads as zeros;
+ * written state is kept and used by the next step. */
+AFC_API afc_status afc_model_state_read(afc_model_t *model, const char *name, int32_t which, float *dst,
+                                        int64_t count);
+AFC_API afc_status afc_model_state_write(afc_model_t *model, const char *name, int32_t which,
+                                         const float *src, int64_t count);
+
+/* Reads / restores the number of optimizer steps taken (AdamW's bias correction uses it). */
+AFC_API afc_status afc_model_optim_steps_read(const afc_model_t *model, int64_t *steps);
+AFC_API afc_status afc_model_optim_steps_write(afc_model_t *model, int64_t steps);
+
 /* Partial FC V2 (csrc/cpu/partial_fc.cpp): the class centres of this rank's shard, sampling,
  * margin softmax cross-entropy across ranks, and the shard's optimizer state.
  * Rank r of W owns num_classes/W + (r < num_classes%W) classes starting at
@@ -420,6 +447,10 @@ AFC_API afc_status afc_pfc_shard(const afc_pfc_t *pfc, int64_t *class_start, int
 AFC_API afc_status afc_pfc_forward_backward(afc_pfc_t *pfc, const float *embeddings,
                                             const int64_t *labels, int64_t n, int32_t accumulate,
                                             float *loss, float *d_embeddings);
+
+/* The detail text of the last failed afc_pfc_forward_backward or afc_pfc_step, like
+ * afc_model_error. */
+AFC_API afc_status afc_pfc_error(const afc_pfc_t *pfc, char *buf, int64_t capacity, int64_t *needed);
 
 /* Sets the shard's weight gradient to zero. */
 AFC_API afc_status afc_pfc_zero_grad(afc_pfc_t *pfc);
@@ -529,6 +560,10 @@ AFC_API afc_status afc_comm_barrier(afc_comm_t *comm);
  * (1/size gives the average). */
 AFC_API afc_status afc_comm_all_reduce_grads(afc_comm_t *comm, float *grads, int64_t count,
                                              int64_t bucket_elems, float scale);
+
+/* afc_comm_all_reduce_grads over every parameter gradient of `model`, in place. */
+AFC_API afc_status afc_model_all_reduce_grads(afc_model_t *model, afc_comm_t *comm, int64_t bucket_elems,
+                                              float scale);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,253 @@
+// The CPU layers one by one: known values (cases C31 PReLU axes, C33 batch norm frozen and
+// training) and finite-difference gradient checks of convolution (plain and depthwise),
+// batch norm, PReLU, the fully connected layer and BatchNorm1d.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <random>
+#include <vector>
+
+#include "core/error.h"
+#include "cpu/layers.h"
+
+using namespace afc::cpu;
+using tag = dnnl::memory::format_tag;
+
+namespace {
+
+struct Env {
+  dnnl::engine eng{dnnl::engine::kind::cpu, 0};
+  dnnl::stream s{eng};
+};
+
+std::vector<float> randn(size_t n, unsigned seed, float scale = 1.0f) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto &x : v) x = d(g);
+  return v;
+}
+
+double dot(const std::vector<float> &a, const std::vector<float> &b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); i++) s += (double)a[i] * b[i];
+  return s;
+}
+
+// Central differences of L(p) = <f(p), r> at a few indices of p, against the analytic grad.
+void expect_fd(std::vector<float> &p, const std::vector<float> &grad, const std::function<double()> &loss,
+               const char *what, double tol = 2e-2) {
+  const float h = 1e-2f;
+  for (size_t k = 0; k < 6; k++) {
+    const size_t i = (k * 7919) % p.size();
+    const float keep = p[i];
+    p[i] = keep + h;
+    const double up = loss();
+    p[i] = keep - h;
+    const double down = loss();
+    p[i] = keep;
+    const double fd = (up - down) / (2 * h);
+    EXPECT_NEAR(grad[i], fd, tol * std::max(1.0, std::fabs(fd))) << what << " index " << i;
+  }
+}
+
+struct Bn {
+  Env &e;
+  BatchNorm bn;
+  std::vector<float> x, y, dx, dy, tmp, g, b, rm, rv, dg, db, sm, sv, dparam, scratch;
+  Bn(Env &env, int64_t n, int64_t c, int64_t h, int64_t w, bool frozen) : e(env) {
+    bn.init(e.eng, act_md(n, c, h, w, tag::nchw), 1e-5f, frozen);
+    const size_t f = n * c * h * w;
+    x.assign(f, 0), y.assign(f, 0), dx.assign(f, 0), dy.assign(f, 0), tmp.assign(f, 0);
+    g.assign(c, 1), b.assign(c, 0), rm.assign(c, 0), rv.assign(c, 1), dg.assign(c, 0), db.assign(c, 0);
+    sm.assign(c, 0), sv.assign(c, 0), dparam.assign(2 * c, 0), scratch.assign(bn.scratch_bytes() / 4 + 16, 0);
+    ActBufs a{x.data(), y.data(), dx.data(), dy.data(), tmp.data()};
+    bn.bind(e.eng, a, g.data(), b.data(), rm.data(), rv.data(), dg.data(), db.data(), sm.data(), sv.data(),
+            dparam.data(), scratch.data());
+  }
+};
+
+}  // namespace
+
+TEST(BatchNorm, FrozenStatistics) {  // C33 (a)
+  Env e;
+  Bn t(e, 1, 1, 2, 2, true);
+  t.x = {1, 2, 3, 4};
+  t.g = {2}, t.rm = {2}, t.rv = {4};
+  t.dy = {1, 0, 0, 0};
+  t.bn.forward(e.s, true);
+  t.bn.backward(e.s, false, true, false);
+  e.s.wait();
+  const float want_y[4] = {-1, 0, 1, 2};
+  for (int i = 0; i < 4; i++) EXPECT_NEAR(t.y[i], want_y[i], 1e-5f);
+  EXPECT_NEAR(t.dx[0], 0.99999875f, 1e-5f);
+  for (int i = 1; i < 4; i++) EXPECT_NEAR(t.dx[i], 0.0f, 1e-6f);
+  EXPECT_NEAR(t.dg[0], -0.49999938f, 1e-5f);
+  EXPECT_NEAR(t.db[0], 1.0f, 1e-6f);
+  EXPECT_FLOAT_EQ(t.rm[0], 2.0f);
+  EXPECT_FLOAT_EQ(t.rv[0], 4.0f);
+}
+
+TEST(BatchNorm, TrainingModeAndRunningVariance) {  // C33 (b)
+  Env e;
+  Bn t(e, 1, 1, 2, 2, false);
+  t.x = {1, 2, 3, 4};
+  t.g = {2};
+  t.dy = {1, 0, 0, 0};
+  t.bn.forward(e.s, true, 0.1f);
+  t.bn.backward(e.s, false, true, false);
+  e.s.wait();
+  const float want_dx[4] = {0.53666061f, -0.71553674f, -0.17888687f, 0.35776301f};
+  for (int i = 0; i < 4; i++) EXPECT_NEAR(t.dx[i], want_dx[i], 1e-5f);
+  EXPECT_NEAR(t.dg[0], -1.3416354f, 1e-5f);
+  EXPECT_NEAR(t.db[0], 1.0f, 1e-6f);
+  EXPECT_NEAR(t.rm[0], 0.25f, 1e-6f);
+  EXPECT_NEAR(t.rv[0], 1.0666667f, 1e-5f);  // unbiased batch variance 1.6667, as PyTorch
+}
+
+TEST(BatchNorm, OneValuePerChannelIsAnError) {
+  Env e;
+  Bn t(e, 1, 2, 1, 1, false);
+  try {
+    t.bn.forward(e.s, true);
+    FAIL() << "expected an error";
+  } catch (const afc::Error &err) {
+    EXPECT_EQ(err.status, AFC_ERR_SHAPE);
+    EXPECT_NE(err.message.find("more than one value per channel"), std::string::npos);
+  }
+}
+
+TEST(BatchNorm, FiniteDifferences) {
+  Env e;
+  Bn t(e, 2, 3, 4, 4, false);
+  t.x = randn(t.x.size(), 1);
+  t.g = {0.5f, 1.5f, -1.0f}, t.b = {0.1f, -0.2f, 0.3f};
+  const auto r = randn(t.x.size(), 2);
+  auto loss = [&] {
+    t.bn.forward(e.s, true);
+    e.s.wait();
+    return dot(t.y, r);
+  };
+  loss();
+  t.dy = r;
+  t.bn.backward(e.s, false, true, false);
+  e.s.wait();
+  const auto dx = t.dx, dg = t.dg, db = t.db;
+  expect_fd(t.x, dx, loss, "bn dx");
+  expect_fd(t.g, dg, loss, "bn dgamma");
+  expect_fd(t.b, db, loss, "bn dbeta");
+}
+
+TEST(PReLU, SlopeFollowsTheChannelAxis) {  // C31
+  Env e;
+  PReLU p;
+  p.init(e.eng, act_md(1, 2, 2, 2, tag::nchw));
+  std::vector<float> x = {-1, 2, -3, 4, -5, -6, 7, -8}, y(8), dx(8), dy(8, 1.0f), tmp(8), w = {0.1f, 0.5f},
+                     dw(2), dwtmp(2), scratch(p.scratch_bytes() / 4 + 16);
+  p.bind(e.eng, {x.data(), y.data(), dx.data(), dy.data(), tmp.data()}, w.data(), dw.data(), dwtmp.data(),
+         scratch.data());
+  p.forward(e.s);
+  p.backward(e.s, false, true, false);
+  e.s.wait();
+  const float want_y[8] = {-0.1f, 2, -0.3f, 4, -2.5f, -3, 7, -4};
+  const float want_dx[8] = {0.1f, 1, 0.1f, 1, 0.5f, 0.5f, 1, 0.5f};
+  for (int i = 0; i < 8; i++) {
+    EXPECT_NEAR(y[i], want_y[i], 1e-6f) << i;
+    EXPECT_NEAR(dx[i], want_dx[i], 1e-6f) << i;
+  }
+  EXPECT_NEAR(dw[0], -4.0f, 1e-5f);
+  EXPECT_NEAR(dw[1], -19.0f, 1e-5f);
+}
+
+TEST(PReLU, FiniteDifferences) {
+  Env e;
+  PReLU p;
+  p.init(e.eng, act_md(2, 3, 3, 3, tag::nchw));
+  const size_t f = 2 * 3 * 3 * 3;
+  std::vector<float> x = randn(f, 3), y(f), dx(f), dy = randn(f, 4), tmp(f), w = {0.2f, 0.3f, -0.1f}, dw(3),
+                     dwtmp(3), scratch(p.scratch_bytes() / 4 + 16);
+  for (auto &v : x) v += v > 0 ? 0.1f : -0.1f;  // keep away from the kink
+  p.bind(e.eng, {x.data(), y.data(), dx.data(), dy.data(), tmp.data()}, w.data(), dw.data(), dwtmp.data(),
+         scratch.data());
+  const auto r = dy;
+  auto loss = [&] {
+    p.forward(e.s);
+    e.s.wait();
+    return dot(y, r);
+  };
+  loss();
+  p.backward(e.s, false, true, false);
+  e.s.wait();
+  const auto gx = dx, gw = dw;
+  expect_fd(w, gw, loss, "prelu dw");
+  expect_fd(x, gx, loss, "prelu dx");
+}
+
+// Convolution of 2×cin×6×6 (stride 1 or 2, groups 1 or depthwise) against finite differences.
+void conv_fd(int64_t cin, int64_t cout, int k, int stride, int pad, int groups) {
+  Env e;
+  const int64_t n = 2, h = 6, oh = (h + 2 * pad - k) / stride + 1;
+  Conv c;
+  c.init(e.eng, act_md(n, cin, h, h, tag::nchw), act_md(n, cout, oh, oh, tag::nchw), cin, cout, k, stride, pad,
+         groups);
+  std::vector<float> x = randn(n * cin * h * h, 5), y(n * cout * oh * oh), dx(x.size()), dy = randn(y.size(), 6),
+                     tmp(x.size()), w = randn(cout * (cin / groups) * k * k, 7, 0.3f), gw(w.size()),
+                     wf(c.weights_bytes() / 4 + 16), wb(c.weights_bytes() / 4 + 16), gblk(c.dweights_bytes() / 4 + 16),
+                     scratch(c.scratch_bytes() / 4 + 16);
+  c.bind(e.eng, {x.data(), y.data(), dx.data(), dy.data(), tmp.data()}, w.data(), gw.data(), wf.data(), wb.data(),
+         gblk.data(), scratch.data());
+  const auto r = dy;
+  auto loss = [&] {
+    c.prepare(e.s);
+    c.forward(e.s);
+    e.s.wait();
+    return dot(y, r);
+  };
+  loss();
+  c.backward(e.s, false, true, false);
+  e.s.wait();
+  const auto gx = dx, gww = gw;
+  expect_fd(x, gx, loss, "conv dx");
+  expect_fd(w, gww, loss, "conv dw");
+  // Accumulation adds to the existing gradient.
+  c.backward(e.s, true, false, false);
+  e.s.wait();
+  for (size_t i = 0; i < gw.size(); i++) EXPECT_NEAR(gw[i], 2 * gww[i], 1e-4f * (1 + std::fabs(gww[i])));
+}
+
+TEST(Conv, FiniteDifferences3x3) { conv_fd(3, 4, 3, 1, 1, 1); }
+TEST(Conv, FiniteDifferencesStride2) { conv_fd(4, 8, 3, 2, 1, 1); }
+TEST(Conv, FiniteDifferences1x1) { conv_fd(4, 6, 1, 1, 0, 1); }
+TEST(Conv, FiniteDifferencesDepthwise) { conv_fd(4, 4, 3, 1, 1, 4); }
+
+TEST(FullyConnected, FiniteDifferences) {
+  const int64_t n = 3, in = 5, out = 4;
+  std::vector<float> x = randn(n * in, 8), w = randn(out * in, 9), b = randn(out, 10), y(n * out),
+                     r = randn(n * out, 11), dx(n * in), dw(out * in), db(out);
+  auto loss = [&] {
+    fc_forward(x.data(), w.data(), b.data(), y.data(), n, in, out);
+    return dot(y, r);
+  };
+  fc_backward(x.data(), w.data(), r.data(), dx.data(), dw.data(), db.data(), n, in, out, false);
+  expect_fd(x, dx, loss, "fc dx", 1e-3);
+  expect_fd(w, dw, loss, "fc dw", 1e-3);
+  expect_fd(b, db, loss, "fc db", 1e-3);
+}
+
+TEST(BatchNorm1d, FiniteDifferences) {
+  const int64_t n = 4, c = 3;
+  std::vector<float> x = randn(n * c, 12), y(n * c), g = {0.7f, 1.2f, -0.5f}, b = {0.1f, 0.0f, -0.3f},
+                     rm(c, 0), rv(c, 1), mean(c), invstd(c), r = randn(n * c, 13), dx(n * c), dg(c), db(c);
+  auto loss = [&] {
+    bn1d_forward(x.data(), y.data(), g.data(), b.data(), rm.data(), rv.data(), mean.data(), invstd.data(), n, c,
+                 1e-5f, true, 0.1f);
+    return dot(y, r);
+  };
+  loss();
+  bn1d_backward(x.data(), r.data(), g.data(), mean.data(), invstd.data(), dx.data(), dg.data(), db.data(), n, c,
+                false);
+  expect_fd(x, dx, loss, "bn1d dx");
+  expect_fd(g, dg, loss, "bn1d dgamma");
+  expect_fd(b, db, loss, "bn1d dbeta");
+}
