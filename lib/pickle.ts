@@ -90,7 +90,15 @@ export function tuple<T extends unknown[]>(...items: T): Readonly<T> {
   return Object.freeze(items);
 }
 
-const latin1 = new TextDecoder("latin1");
+// Not `new TextDecoder("latin1")`: the Encoding standard maps that label to windows-1252,
+// which turns bytes 0x80-0x9f into other characters ("€" for 0x80).
+const latin1 = {
+  decode(b: Uint8Array): string {
+    let s = "";
+    for (let i = 0; i < b.length; i += 8192) s += String.fromCharCode(...b.subarray(i, i + 8192));
+    return s;
+  },
+};
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 function latin1Bytes(s: string, what: string): Uint8Array {
@@ -829,6 +837,49 @@ export function pickle(value: Picklable, options: PickleOptions = {}): Uint8Arra
     }
     out.raw(b);
   };
+  // Bytes objects that occur more than once are stored once and then referenced.
+  const memo = new Map<Uint8Array, number>();
+  const repeated = new Set<Uint8Array>();
+  {
+    const seen = new Set<Uint8Array>();
+    const walk = (v: Picklable, depth: number): void => {
+      if (depth > 1000) return;
+      if (v instanceof Uint8Array) {
+        if (seen.has(v)) repeated.add(v);
+        seen.add(v);
+      } else if (Array.isArray(v)) { for (const x of v) walk(x, depth + 1); }
+      else if (v instanceof Map) { for (const [k, x] of v) walk(k, depth + 1), walk(x, depth + 1); }
+    };
+    walk(value, 0);
+  }
+  const saveBytes = (v: Uint8Array): void => {
+    if (protocol === 2) {
+      // What Python 3 writes for bytes at protocol 2: _codecs.encode(latin-1 text, "latin1").
+      if (v.length === 0) {
+        out.raw(enc.encode("c__builtin__\nbytes\n"));
+        out.byte(0x29);
+        out.byte(0x52);
+        return;
+      }
+      out.raw(enc.encode("c_codecs\nencode\n"));
+      str(latin1.decode(v));
+      str("latin1");
+      out.byte(0x86);
+      out.byte(0x52);
+    } else if (v.length < 256) {
+      out.byte(0x43);
+      out.byte(v.length);
+      out.raw(v);
+    } else if (v.length < 2 ** 32) {
+      out.byte(0x42);
+      out.u32(v.length);
+      out.raw(v);
+    } else {
+      out.byte(0x8e);
+      out.u64(v.length);
+      out.raw(v);
+    }
+  };
   const save = (v: Picklable, depth: number): void => {
     if (depth > 1000) throw new RangeError("Cannot pickle: nesting deeper than 1000 levels (a cycle?)");
     if (v === null) out.byte(0x4e);
@@ -865,31 +916,29 @@ export function pickle(value: Picklable, options: PickleOptions = {}): Uint8Arra
       out.raw(b);
     } else if (typeof v === "string") str(v);
     else if (v instanceof Uint8Array) {
-      if (protocol === 2) {
-        // What Python 3 writes for bytes at protocol 2: _codecs.encode(latin-1 text, "latin1").
-        if (v.length === 0) {
-          out.raw(enc.encode("c__builtin__\nbytes\n"));
-          out.byte(0x29);
-          out.byte(0x52);
-          return;
+      // A repeated bytes object is written once, then fetched from the memo (as Python does).
+      const seen = memo.get(v);
+      if (seen !== undefined) {
+        if (seen < 256) {
+          out.byte(0x68); // BINGET
+          out.byte(seen);
+        } else {
+          out.byte(0x6a); // LONG_BINGET
+          out.u32(seen);
         }
-        out.raw(enc.encode("c_codecs\nencode\n"));
-        str(latin1.decode(v));
-        str("latin1");
-        out.byte(0x86);
-        out.byte(0x52);
-      } else if (v.length < 256) {
-        out.byte(0x43);
-        out.byte(v.length);
-        out.raw(v);
-      } else if (v.length < 2 ** 32) {
-        out.byte(0x42);
-        out.u32(v.length);
-        out.raw(v);
+        return;
+      }
+      saveBytes(v);
+      if (!repeated.has(v)) return;
+      const index = memo.size;
+      memo.set(v, index);
+      if (protocol >= 4) out.byte(0x94); // MEMOIZE
+      else if (index < 256) {
+        out.byte(0x71); // BINPUT
+        out.byte(index);
       } else {
-        out.byte(0x8e);
-        out.u64(v.length);
-        out.raw(v);
+        out.byte(0x72); // LONG_BINPUT
+        out.u32(index);
       }
     } else if (Array.isArray(v)) {
       if (Object.isFrozen(v)) {
