@@ -54,6 +54,15 @@ export class ProtoWriter {
     return this;
   }
 
+  /** A 64-bit float field. */
+  double(field: number, v: number): this {
+    this.#tag(field, WIRE_I64);
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setFloat64(0, v, true);
+    this.#scratch.push(...b);
+    return this;
+  }
+
   /** A bytes field (also used for embedded messages). */
   bytes(field: number, b: Uint8Array): this {
     this.#tag(field, WIRE_LEN);

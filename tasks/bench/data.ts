@@ -12,11 +12,9 @@
 import { openDataset } from "../../lib/data.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
-const rec = Deno.args[0] ?? `${root}data/orl/train.rec`;
-const images = Number(Deno.args[1] ?? 6400);
 const batch = 64;
 
-async function native(threads: number): Promise<number> {
+async function native(rec: string, images: number, threads: number): Promise<number> {
   using ds = openDataset({ rec });
   using loader = ds.loader({ batchSize: batch, numThreads: threads, prefetch: 4 });
   const input = new Float32Array(loader.inputLength), labels = new BigInt64Array(batch);
@@ -31,7 +29,7 @@ async function native(threads: number): Promise<number> {
   return n / ((performance.now() - start) / 1000);
 }
 
-async function reference(): Promise<number | string> {
+async function reference(rec: string, images: number): Promise<number | string> {
   const python = Deno.env.get("AFC_PYTHON") ?? "/usr/bin/python3";
   try {
     const out = await new Deno.Command(python, {
@@ -46,15 +44,22 @@ async function reference(): Promise<number | string> {
   }
 }
 
-const ours2 = await native(2);
-const ours1 = await native(1);
-const ref = await reference();
-console.log(`data: ${rec}, ${images} images, batch ${batch}, 112x112 JPEG`);
-console.log(`  native loader, 2 threads   ${ours2.toFixed(0)} images/s`);
-console.log(`  native loader, 1 thread    ${ours1.toFixed(0)} images/s`);
-if (typeof ref === "number") {
-  console.log(`  python reference (PIL+numpy+torch DataLoader, 2 workers)   ${ref.toFixed(0)} images/s`);
-  console.log(`  ratio (native 2 threads / python)   ${(ours2 / ref).toFixed(2)}x`);
-} else {
-  console.log(`  python reference ${ref}`);
+/** Runs the benchmark: `args` = [rec] [images]. */
+export async function main(args: string[]): Promise<void> {
+  const rec = args[0] ?? `${root}data/orl/train.rec`;
+  const images = Number(args[1] ?? 6400);
+  const ours2 = await native(rec, images, 2);
+  const ours1 = await native(rec, images, 1);
+  const ref = await reference(rec, images);
+  console.log(`data: ${rec}, ${images} images, batch ${batch}, 112x112 JPEG`);
+  console.log(`  native loader, 2 threads   ${ours2.toFixed(0)} images/s`);
+  console.log(`  native loader, 1 thread    ${ours1.toFixed(0)} images/s`);
+  if (typeof ref === "number") {
+    console.log(`  python reference (PIL+numpy+torch DataLoader, 2 workers)   ${ref.toFixed(0)} images/s`);
+    console.log(`  ratio (native 2 threads / python)   ${(ours2 / ref).toFixed(2)}x`);
+  } else {
+    console.log(`  python reference ${ref}`);
+  }
 }
+
+if (import.meta.main) await main(Deno.args);

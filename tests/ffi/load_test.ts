@@ -2,9 +2,13 @@ import assert from "node:assert/strict";
 import { lib, openLibrary } from "../../ffi/load.ts";
 import { AfcError } from "../../ffi/status.ts";
 import { check, cString } from "../../ffi/mod.ts";
+import { ABI_VERSION } from "../../ffi/symbols.ts";
 
-Deno.test("the built library reports the ABI version the bindings expect", () => {
-  assert.equal(lib().afc_abi_version(), 1);
+Deno.test("the built library reports the ABI version of arcface.h, which the bindings expect", () => {
+  const header = Deno.readTextFileSync(new URL("../../csrc/include/arcface.h", import.meta.url));
+  const declared = Number(header.match(/#define AFC_ABI_VERSION (\d+)/)?.[1]);
+  assert.equal(ABI_VERSION, declared);
+  assert.equal(lib().afc_abi_version(), declared);
 });
 
 Deno.test("a missing library file is an AfcError naming the path", () => {
