@@ -25,13 +25,6 @@ dnnl::primitive_attr user_scratch() {
 
 size_t floats_of(const md &m) { return m.get_size() / sizeof(float); }
 
-void copy_or_add(float *dst, const float *src, int64_t count, bool accumulate) {
-  if (accumulate)
-    add_into(dst, src, count);
-  else
-    std::memcpy(dst, src, count * sizeof(float));
-}
-
 }  // namespace
 
 memory::format_tag act_tag() {
@@ -46,6 +39,12 @@ md act_md(int64_t n, int64_t c, int64_t h, int64_t w, memory::format_tag t) {
   return md({n, c, h, w}, dt::f32, t);
 }
 
+BlockedShape blocked_shape(const md &m) {
+  const auto d = m.dims();
+  const auto &b = m.data.format_desc.blocking;
+  return {d[0], d[1], d[2], d[3], b.inner_nblks == 1 ? b.inner_blks[0] : 1};
+}
+
 void add_into(float *dst, const float *src, int64_t count) {
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < count; i++) dst[i] += src[i];
@@ -56,6 +55,14 @@ void add_into(float *dst, const float *src, int64_t count) {
 
 void Conv::init(const dnnl::engine &eng, const md &src_md, const md &dst_md, int64_t ic, int64_t oc, int k,
                 int stride, int pad, int groups) {
+  src_floats = floats_of(src_md);
+  const int64_t cpg = ic / groups;
+  const BlockedShape S = blocked_shape(src_md), D = blocked_shape(dst_md);
+  if (groups > 1 && ic == oc && cpg > 1 && S.block == D.block && S.block % cpg == 0 && S.block / cpg > 1) {
+    direct = true;
+    gs = {S, D, cpg, k, stride, pad};
+    return;
+  }
   const md w_any = groups > 1 ? md({groups, oc / groups, ic / groups, k, k}, dt::f32, tag::any)
                               : md({oc, ic, k, k}, dt::f32, tag::any);
   w_plain_md = groups > 1 ? md({groups, oc / groups, ic / groups, k, k}, dt::f32, tag::goihw)
@@ -69,23 +76,29 @@ void Conv::init(const dnnl::engine &eng, const md &src_md, const md &dst_md, int
       {algorithm::convolution_direct, src_md, w_any, dst_md, strides, pads, pads}, attr, eng, fwd_pd);
   bwd_w_pd = dnnl::convolution_backward_weights::primitive_desc(
       {algorithm::convolution_direct, src_md, w_any, dst_md, strides, pads, pads}, attr, eng, fwd_pd);
-  src_floats = floats_of(src_md);
 }
 
 size_t Conv::scratch_bytes() const {
+  if (direct) return 0;
   return std::max({fwd_pd.scratchpad_desc().get_size(), bwd_d_pd.scratchpad_desc().get_size(),
                    bwd_w_pd.scratchpad_desc().get_size()});
 }
 size_t Conv::weights_bytes() const {
+  if (direct) return gs.packed_floats() * sizeof(float);
   return std::max(fwd_pd.weights_desc().get_size(), bwd_d_pd.weights_desc().get_size());
 }
-bool Conv::bwd_weights_differ() const { return fwd_pd.weights_desc() != bwd_d_pd.weights_desc(); }
-size_t Conv::dweights_bytes() const { return bwd_w_pd.diff_weights_desc().get_size(); }
-const char *Conv::impl() const { return fwd_pd.impl_info_str(); }
+bool Conv::bwd_weights_differ() const { return direct || fwd_pd.weights_desc() != bwd_d_pd.weights_desc(); }
+size_t Conv::dweights_bytes() const {
+  return direct ? gs.packed_floats() * sizeof(float) : bwd_w_pd.diff_weights_desc().get_size(); }
+const char *Conv::impl() const { return direct ? "afc:group_direct" : fwd_pd.impl_info_str(); }
 
 void Conv::bind(const dnnl::engine &eng, const ActBufs &a, float *w, float *gw, float *w_fwd, float *w_bwd,
                 float *gw_blk, void *scratch) {
   bufs = a;
+  if (direct) {
+    w_torch = w, gw_torch = gw, wf = w_fwd, wb = w_bwd, gwpack = gw_blk;
+    return;
+  }
   m_src = memory(fwd_pd.src_desc(), eng, a.src);
   m_dst = memory(fwd_pd.dst_desc(), eng, a.dst);
   m_ddst = memory(bwd_w_pd.diff_dst_desc(), eng, a.ddst);
@@ -113,16 +126,26 @@ void Conv::bind(const dnnl::engine &eng, const ActBufs &a, float *w, float *gw, 
 }
 
 void Conv::prepare(dnnl::stream &s) {
+  if (direct) return group_conv_pack(gs, w_torch, wf, wb);
   r_wfwd.execute(s, m_w, m_wfwd);
   if (bwd_weights_differ()) r_wbwd.execute(s, m_w, m_wbwd);
 }
 
 void Conv::forward(dnnl::stream &s) {
+  if (direct) return group_conv_forward(gs, bufs.src, wf, bufs.dst);
   fwd.execute(s, {{DNNL_ARG_SRC, m_src}, {DNNL_ARG_WEIGHTS, m_wfwd}, {DNNL_ARG_DST, m_dst},
                   {DNNL_ARG_SCRATCHPAD, m_scr_f}});
 }
 
 void Conv::backward(dnnl::stream &s, bool accumulate_w, bool need_dsrc, bool accumulate_dsrc) {
+  if (direct) {
+    group_conv_backward_weights(gs, bufs.src, bufs.ddst, gwpack, gw_torch, accumulate_w);
+    if (need_dsrc) {
+      group_conv_backward_data(gs, bufs.ddst, wb, accumulate_dsrc ? bufs.dsrc_tmp : bufs.dsrc);
+      if (accumulate_dsrc) add_into(bufs.dsrc, bufs.dsrc_tmp, src_floats);
+    }
+    return;
+  }
   bwd_w.execute(s, {{DNNL_ARG_SRC, m_src}, {DNNL_ARG_DIFF_DST, m_ddst}, {DNNL_ARG_DIFF_WEIGHTS, m_gwblk},
                     {DNNL_ARG_SCRATCHPAD, m_scr_w}});
   (accumulate_w ? r_gw_acc : r_gw).execute(s, m_gwblk, m_gw);
@@ -231,48 +254,19 @@ void BatchNorm::backward(dnnl::stream &s, bool accumulate_w, bool need_dsrc, boo
 // ---------------------------------------------------------------------------------------
 // PReLU
 
-void PReLU::init(const dnnl::engine &eng, const md &data_md) {
-  c = data_md.dims()[1];
-  floats = floats_of(data_md);
-  const md w({1, c, 1, 1}, dt::f32, tag::nchw);
-  const auto attr = user_scratch();
-  fwd_pd = dnnl::prelu_forward::primitive_desc({prop_kind::forward_training, data_md, w}, attr, eng);
-  bwd_pd = dnnl::prelu_backward::primitive_desc({data_md, w, data_md, w}, attr, eng, fwd_pd);
-}
+void PReLU::init(const md &data_md) { shape = blocked_shape(data_md); }
 
-size_t PReLU::scratch_bytes() const {
-  return std::max(fwd_pd.scratchpad_desc().get_size(), bwd_pd.scratchpad_desc().get_size());
-}
-
-void PReLU::bind(const dnnl::engine &eng, const ActBufs &a, float *w, float *dw_, float *dw_tmp, void *scratch) {
+void PReLU::bind(const ActBufs &a, float *w_, float *dw_) {
   bufs = a;
-  dw = dw_, dwtmp = dw_tmp;
-  const md data = fwd_pd.src_desc(), wmd = fwd_pd.weights_desc();
-  m_src = memory(data, eng, a.src);
-  m_dst = memory(data, eng, a.dst);
-  m_dsrc = memory(data, eng, a.dsrc);
-  m_ddst = memory(data, eng, a.ddst);
-  m_dsrc_tmp = memory(data, eng, a.dsrc_tmp);
-  m_w = memory(wmd, eng, w);
-  m_dw = memory(wmd, eng, dw_tmp);
-  m_scr_f = memory(fwd_pd.scratchpad_desc(), eng, scratch);
-  m_scr_b = memory(bwd_pd.scratchpad_desc(), eng, scratch);
-  fwd = dnnl::prelu_forward(fwd_pd);
-  bwd = dnnl::prelu_backward(bwd_pd);
+  w = w_, dw = dw_;
 }
 
-void PReLU::forward(dnnl::stream &s) {
-  fwd.execute(s, {{DNNL_ARG_SRC, m_src}, {DNNL_ARG_WEIGHTS, m_w}, {DNNL_ARG_DST, m_dst},
-                  {DNNL_ARG_SCRATCHPAD, m_scr_f}});
-}
+void PReLU::forward() { prelu_forward_blocked(shape, bufs.src, w, bufs.dst); }
 
-void PReLU::backward(dnnl::stream &s, bool accumulate_w, bool need_dsrc, bool accumulate_dsrc) {
-  const bool to_tmp = accumulate_dsrc || !need_dsrc;
-  bwd.execute(s, {{DNNL_ARG_SRC, m_src}, {DNNL_ARG_WEIGHTS, m_w}, {DNNL_ARG_DIFF_DST, m_ddst},
-                  {DNNL_ARG_DIFF_SRC, to_tmp ? m_dsrc_tmp : m_dsrc}, {DNNL_ARG_DIFF_WEIGHTS, m_dw},
-                  {DNNL_ARG_SCRATCHPAD, m_scr_b}});
-  if (need_dsrc && accumulate_dsrc) add_into(bufs.dsrc, bufs.dsrc_tmp, floats);
-  copy_or_add(dw, dwtmp, c, accumulate_w);
+void PReLU::backward(bool accumulate_w, bool need_dsrc, bool accumulate_dsrc) {
+  float *dx = !need_dsrc ? nullptr : accumulate_dsrc ? bufs.dsrc_tmp : bufs.dsrc;
+  prelu_backward_blocked(shape, bufs.src, w, bufs.ddst, dx, dw, accumulate_w);
+  if (dx && accumulate_dsrc) add_into(bufs.dsrc, bufs.dsrc_tmp, shape.floats());
 }
 
 // ---------------------------------------------------------------------------------------

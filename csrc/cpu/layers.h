@@ -13,6 +13,8 @@
 
 #include <dnnl.hpp>
 
+#include "cpu/blocked.h"
+
 namespace afc::cpu {
 
 using dnnl::memory;
@@ -23,6 +25,8 @@ using md = dnnl::memory::desc;
 memory::format_tag act_tag();
 // A f32 activation descriptor n×c×h×w in `tag`.
 md act_md(int64_t n, int64_t c, int64_t h, int64_t w, memory::format_tag tag);
+// The shape of an activation descriptor (plain nchw or nChw{B}c).
+BlockedShape blocked_shape(const md &m);
 
 // dst[i] += src[i] over `count` floats (OpenMP).
 void add_into(float *dst, const float *src, int64_t count);
@@ -49,6 +53,12 @@ struct Conv {
   void forward(dnnl::stream &s);
   void backward(dnnl::stream &s, bool accumulate_w, bool need_dsrc, bool accumulate_dsrc);
   const char *impl() const;
+
+  // Grouped convolutions with 2…B/2 channels per group run on our own loops (blocked.h):
+  // oneDNN 2.6 has only reference code for them.
+  bool direct = false;
+  GroupConvShape gs;
+  float *w_torch = nullptr, *gw_torch = nullptr, *wf = nullptr, *wb = nullptr, *gwpack = nullptr;
 
   dnnl::convolution_forward::primitive_desc fwd_pd;
   dnnl::convolution_backward_data::primitive_desc bwd_d_pd;
@@ -88,21 +98,16 @@ struct BatchNorm {
       m_db, m_scr_t, m_scr_i, m_scr_b;
 };
 
+// PReLU on the blocked layout with our own loops (oneDNN 2.6 has only reference code there).
 struct PReLU {
-  void init(const dnnl::engine &eng, const md &data_md);
-  size_t scratch_bytes() const;
-  // dw_tmp: C floats.
-  void bind(const dnnl::engine &eng, const ActBufs &a, float *w, float *dw, float *dw_tmp, void *scratch);
-  void forward(dnnl::stream &s);
-  void backward(dnnl::stream &s, bool accumulate_w, bool need_dsrc, bool accumulate_dsrc);
+  void init(const md &data_md);
+  void bind(const ActBufs &a, float *w, float *dw);
+  void forward();
+  void backward(bool accumulate_w, bool need_dsrc, bool accumulate_dsrc);
 
-  dnnl::prelu_forward::primitive_desc fwd_pd;
-  dnnl::prelu_backward::primitive_desc bwd_pd;
-  int64_t c = 0, floats = 0;
-  float *dw = nullptr, *dwtmp = nullptr;
+  BlockedShape shape;
+  float *w = nullptr, *dw = nullptr;
   ActBufs bufs;
-  dnnl::primitive fwd, bwd;
-  memory m_src, m_dst, m_dsrc, m_ddst, m_dsrc_tmp, m_w, m_dw, m_scr_f, m_scr_b;
 };
 
 // Fully connected y[n×out] = x[n×in]·Wᵀ + b (b may be NULL), OpenBLAS.

@@ -128,7 +128,7 @@ std::unique_ptr<Plan> make_plan(afc_model &m, int64_t n) {
       }
       case OpKind::PReLU: {
         PReLU r;
-        r.init(eng, m.amd(n, op.src));
+        r.init(m.amd(n, op.src));
         p->layers[i] = std::move(r);
         break;
       }
@@ -187,8 +187,6 @@ void make_layout(afc_model &m, const Plan &p) {
       gw = std::max<int64_t>(gw, c->dweights_bytes());
     } else if (const BatchNorm *n = std::get_if<BatchNorm>(&p.layers[i])) {
       scratch = std::max<int64_t>(scratch, n->scratch_bytes());
-    } else if (const PReLU *r = std::get_if<PReLU>(&p.layers[i])) {
-      scratch = std::max<int64_t>(scratch, r->scratch_bytes());
     }
   }
   L.scratch_bytes = scratch;
@@ -231,9 +229,7 @@ void bind_plan(afc_model &m, Plan &p) {
       b->bind(eng, a, m.P(op.weight), m.P(op.bias), m.P(op.mean), m.P(op.var), m.G(op.weight), m.G(op.bias),
               m.A(L.save[i]), m.A(L.save[i]) + c, m.W(L.ptmp), scratch);
     } else if (PReLU *r = std::get_if<PReLU>(&p.layers[i])) {
-      AFC_CHECK((int64_t)r->scratch_bytes() <= L.scratch_bytes, AFC_ERR_INTERNAL,
-                "batch %lld needs more scratch than sized", (long long)p.n);
-      r->bind(eng, a, m.P(op.weight), m.G(op.weight), m.W(L.ptmp), scratch);
+      r->bind(a, m.P(op.weight), m.G(op.weight));
     }
   }
   // Flatten: blocked last activation ↔ plain n×(C·H·W) in PyTorch order.
@@ -505,7 +501,7 @@ AFC_API afc_status afc_model_forward(afc_model_t *m, const float *input, int64_t
       LayerVar &l = p.layers[i];
       if (Conv *c = std::get_if<Conv>(&l)) c->forward(s);
       else if (BatchNorm *b = std::get_if<BatchNorm>(&l)) b->forward(s, train, kMomentum);
-      else if (PReLU *r = std::get_if<PReLU>(&l)) r->forward(s);
+      else if (PReLU *r = std::get_if<PReLU>(&l)) r->forward();
       else add_into(m->A(L.act[op.dst]), m->A(L.act[op.src]), act_bytes_of(*m, n, op.dst) / 4);
     }
     p.flat_fwd.execute(s, p.m_last, p.m_flat);
@@ -561,7 +557,7 @@ AFC_API afc_status afc_model_backward(afc_model_t *m, const float *demb, int64_t
       const bool acc_src = ready[op.src] != 0;
       if (Conv *c = std::get_if<Conv>(&l)) c->backward(s, acc, need, acc_src);
       else if (BatchNorm *b = std::get_if<BatchNorm>(&l)) b->backward(s, acc, need, acc_src);
-      else if (PReLU *r = std::get_if<PReLU>(&l)) r->backward(s, acc, need, acc_src);
+      else if (PReLU *r = std::get_if<PReLU>(&l)) r->backward(acc, need, acc_src);
       else {
         const int64_t count = act_bytes_of(*m, n, op.dst) / 4;
         if (acc_src) add_into(m->A(L.dact[op.src]), m->A(L.dact[op.dst]), count);

@@ -142,14 +142,12 @@ TEST(BatchNorm, FiniteDifferences) {
 TEST(PReLU, SlopeFollowsTheChannelAxis) {  // C31
   Env e;
   PReLU p;
-  p.init(e.eng, act_md(1, 2, 2, 2, tag::nchw));
+  p.init(act_md(1, 2, 2, 2, tag::nchw));
   std::vector<float> x = {-1, 2, -3, 4, -5, -6, 7, -8}, y(8), dx(8), dy(8, 1.0f), tmp(8), w = {0.1f, 0.5f},
-                     dw(2), dwtmp(2), scratch(p.scratch_bytes() / 4 + 16);
-  p.bind(e.eng, {x.data(), y.data(), dx.data(), dy.data(), tmp.data()}, w.data(), dw.data(), dwtmp.data(),
-         scratch.data());
-  p.forward(e.s);
-  p.backward(e.s, false, true, false);
-  e.s.wait();
+                     dw(2);
+  p.bind({x.data(), y.data(), dx.data(), dy.data(), tmp.data()}, w.data(), dw.data());
+  p.forward();
+  p.backward(false, true, false);
   const float want_y[8] = {-0.1f, 2, -0.3f, 4, -2.5f, -3, 7, -4};
   const float want_dx[8] = {0.1f, 1, 0.1f, 1, 0.5f, 0.5f, 1, 0.5f};
   for (int i = 0; i < 8; i++) {
@@ -163,34 +161,33 @@ TEST(PReLU, SlopeFollowsTheChannelAxis) {  // C31
 TEST(PReLU, FiniteDifferences) {
   Env e;
   PReLU p;
-  p.init(e.eng, act_md(2, 3, 3, 3, tag::nchw));
+  p.init(act_md(2, 3, 3, 3, tag::nchw));
   const size_t f = 2 * 3 * 3 * 3;
-  std::vector<float> x = randn(f, 3), y(f), dx(f), dy = randn(f, 4), tmp(f), w = {0.2f, 0.3f, -0.1f}, dw(3),
-                     dwtmp(3), scratch(p.scratch_bytes() / 4 + 16);
+  std::vector<float> x = randn(f, 3), y(f), dx(f), dy = randn(f, 4), tmp(f), w = {0.2f, 0.3f, -0.1f}, dw(3);
   for (auto &v : x) v += v > 0 ? 0.1f : -0.1f;  // keep away from the kink
-  p.bind(e.eng, {x.data(), y.data(), dx.data(), dy.data(), tmp.data()}, w.data(), dw.data(), dwtmp.data(),
-         scratch.data());
+  p.bind({x.data(), y.data(), dx.data(), dy.data(), tmp.data()}, w.data(), dw.data());
   const auto r = dy;
   auto loss = [&] {
-    p.forward(e.s);
-    e.s.wait();
+    p.forward();
     return dot(y, r);
   };
   loss();
-  p.backward(e.s, false, true, false);
-  e.s.wait();
+  p.backward(false, true, false);
   const auto gx = dx, gw = dw;
   expect_fd(w, gw, loss, "prelu dw");
   expect_fd(x, gx, loss, "prelu dx");
 }
 
 // Convolution of 2×cin×6×6 (stride 1 or 2, groups 1 or depthwise) against finite differences.
-void conv_fd(int64_t cin, int64_t cout, int k, int stride, int pad, int groups) {
+// A blocked `layout` with channels that fill whole blocks is a permutation of the same values,
+// so the same loss and finite differences apply.
+void conv_fd(int64_t cin, int64_t cout, int k, int stride, int pad, int groups, tag layout = tag::nchw,
+             bool expect_direct = false) {
   Env e;
   const int64_t n = 2, h = 6, oh = (h + 2 * pad - k) / stride + 1;
   Conv c;
-  c.init(e.eng, act_md(n, cin, h, h, tag::nchw), act_md(n, cout, oh, oh, tag::nchw), cin, cout, k, stride, pad,
-         groups);
+  c.init(e.eng, act_md(n, cin, h, h, layout), act_md(n, cout, oh, oh, layout), cin, cout, k, stride, pad, groups);
+  EXPECT_EQ(c.direct, expect_direct);
   std::vector<float> x = randn(n * cin * h * h, 5), y(n * cout * oh * oh), dx(x.size()), dy = randn(y.size(), 6),
                      tmp(x.size()), w = randn(cout * (cin / groups) * k * k, 7, 0.3f), gw(w.size()),
                      wf(c.weights_bytes() / 4 + 16), wb(c.weights_bytes() / 4 + 16), gblk(c.dweights_bytes() / 4 + 16),
@@ -220,6 +217,96 @@ TEST(Conv, FiniteDifferences3x3) { conv_fd(3, 4, 3, 1, 1, 1); }
 TEST(Conv, FiniteDifferencesStride2) { conv_fd(4, 8, 3, 2, 1, 1); }
 TEST(Conv, FiniteDifferences1x1) { conv_fd(4, 6, 1, 1, 0, 1); }
 TEST(Conv, FiniteDifferencesDepthwise) { conv_fd(4, 4, 3, 1, 1, 4); }
+// MobileFaceNet's 2-channels-per-group convolution on our own loops, both block sizes.
+TEST(Conv, FiniteDifferencesGroupedBlocked16) { conv_fd(32, 32, 3, 1, 1, 16, tag::nChw16c, true); }
+TEST(Conv, FiniteDifferencesGroupedBlocked8Stride2) { conv_fd(16, 16, 3, 2, 1, 4, tag::nChw8c, true); }
+
+// The direct grouped convolution gives oneDNN's values (its reference code on plain nchw),
+// for every element of the output and both gradients.
+TEST(Conv, GroupedBlockedMatchesOneDnn) {
+  Env e;
+  for (const int stride : {1, 2}) {
+    const int64_t n = 2, c = 32, h = 7, oh = (h + 2 - 3) / stride + 1, groups = 16;
+    Conv ref, dir;
+    const md px = act_md(n, c, h, h, tag::nchw), py = act_md(n, c, oh, oh, tag::nchw);
+    const md bx = act_md(n, c, h, h, tag::nChw16c), by = act_md(n, c, oh, oh, tag::nChw16c);
+    ref.init(e.eng, px, py, c, c, 3, stride, 1, groups);
+    dir.init(e.eng, bx, by, c, c, 3, stride, 1, groups);
+    ASSERT_FALSE(ref.direct);
+    ASSERT_TRUE(dir.direct);
+    const size_t fx = n * c * h * h, fy = n * c * oh * oh;
+    std::vector<float> x = randn(fx, 21), dy = randn(fy, 22), w = randn(c * 2 * 9, 23, 0.3f);
+    struct Run {
+      std::vector<float> x, y, dx, dy, tmp, gw, wf, wb, gblk, scratch;
+    };
+    auto run = [&](Conv &cv, const md &mx, const md &my) {
+      Run r{std::vector<float>(fx), std::vector<float>(fy), std::vector<float>(fx), std::vector<float>(fy),
+            std::vector<float>(fx), std::vector<float>(w.size()), std::vector<float>(cv.weights_bytes() / 4 + 16),
+            std::vector<float>(cv.weights_bytes() / 4 + 16), std::vector<float>(cv.dweights_bytes() / 4 + 16),
+            std::vector<float>(cv.scratch_bytes() / 4 + 16)};
+      dnnl::memory ux(px, e.eng, x.data()), udy(py, e.eng, dy.data()), mx_(mx, e.eng, r.x.data()),
+          mdy(my, e.eng, r.dy.data());
+      dnnl::reorder(ux, mx_).execute(e.s, ux, mx_);
+      dnnl::reorder(udy, mdy).execute(e.s, udy, mdy);
+      cv.bind(e.eng, {r.x.data(), r.y.data(), r.dx.data(), r.dy.data(), r.tmp.data()}, w.data(), r.gw.data(),
+              r.wf.data(), r.wb.data(), r.gblk.data(), r.scratch.data());
+      cv.prepare(e.s);
+      cv.forward(e.s);
+      cv.backward(e.s, false, true, false);
+      // Back to plain nchw for the comparison.
+      std::vector<float> y(fy), dx(fx);
+      dnnl::memory my_(my, e.eng, r.y.data()), mdx(mx, e.eng, r.dx.data()), uy(py, e.eng, y.data()),
+          udx(px, e.eng, dx.data());
+      dnnl::reorder(my_, uy).execute(e.s, my_, uy);
+      dnnl::reorder(mdx, udx).execute(e.s, mdx, udx);
+      e.s.wait();
+      r.y = y, r.dx = dx;
+      return r;
+    };
+    const Run a = run(ref, px, py), b = run(dir, bx, by);
+    for (size_t i = 0; i < fy; i++) ASSERT_NEAR(b.y[i], a.y[i], 1e-4f) << "y " << i << " stride " << stride;
+    for (size_t i = 0; i < fx; i++) ASSERT_NEAR(b.dx[i], a.dx[i], 1e-4f) << "dx " << i << " stride " << stride;
+    for (size_t i = 0; i < w.size(); i++) ASSERT_NEAR(b.gw[i], a.gw[i], 1e-3f) << "gw " << i << " stride " << stride;
+  }
+}
+
+// PReLU on a blocked layout whose last block is half padding gives the plain layout's values.
+TEST(PReLU, BlockedWithPaddedChannels) {
+  Env e;
+  const int64_t n = 2, c = 20, h = 3;
+  const md plain = act_md(n, c, h, h, tag::nchw), blk = act_md(n, c, h, h, tag::nChw16c);
+  const size_t fp = n * c * h * h, fb = blk.get_size() / 4;
+  std::vector<float> x = randn(fp, 31), dy = randn(fp, 32), w = randn(c, 33, 0.3f);
+  PReLU p;
+  p.init(plain);
+  std::vector<float> y(fp), dx(fp), tmp(fp), dw(c);
+  p.bind({x.data(), y.data(), dx.data(), dy.data(), tmp.data()}, w.data(), dw.data());
+  p.forward();
+  p.backward(false, true, false);
+
+  std::vector<float> bx(fb), bdy(fb), by(fb), bdx(fb), btmp(fb), bdw(c);
+  dnnl::memory ux(plain, e.eng, x.data()), udy(plain, e.eng, dy.data()), mx(blk, e.eng, bx.data()),
+      mdy(blk, e.eng, bdy.data());
+  dnnl::reorder(ux, mx).execute(e.s, ux, mx);
+  dnnl::reorder(udy, mdy).execute(e.s, udy, mdy);
+  e.s.wait();
+  PReLU q;
+  q.init(blk);
+  q.bind({bx.data(), by.data(), bdx.data(), bdy.data(), btmp.data()}, w.data(), bdw.data());
+  q.forward();
+  q.backward(false, true, false);
+  std::vector<float> y2(fp), dx2(fp);
+  dnnl::memory my(blk, e.eng, by.data()), mdx(blk, e.eng, bdx.data()), uy(plain, e.eng, y2.data()),
+      udx(plain, e.eng, dx2.data());
+  dnnl::reorder(my, uy).execute(e.s, my, uy);
+  dnnl::reorder(mdx, udx).execute(e.s, mdx, udx);
+  e.s.wait();
+  for (size_t i = 0; i < fp; i++) {
+    ASSERT_FLOAT_EQ(y2[i], y[i]) << i;
+    ASSERT_FLOAT_EQ(dx2[i], dx[i]) << i;
+  }
+  for (int64_t i = 0; i < c; i++) EXPECT_NEAR(bdw[i], dw[i], 1e-4f) << i;
+}
 
 TEST(FullyConnected, FiniteDifferences) {
   const int64_t n = 3, in = 5, out = 4;
