@@ -10,11 +10,16 @@ type Main = { main(args: string[]): Promise<number> };
 /** The commands, each a module exporting `main(args): Promise<number>` (the exit code). */
 const COMMANDS: Record<string, { load: () => Promise<Main>; summary: string }> = {
   train: { load: () => import("./lib/cli/train.ts"), summary: "train a model from a YAML config" },
-  launch: { load: () => import("./lib/cli/launch.ts"), summary: "start several training processes (like torchrun)" },
+  launch: {
+    load: () => import("./lib/cli/launch.ts"),
+    summary: "start several training processes (like torchrun)",
+  },
   eval: { load: () => import("./lib/cli/eval.ts"), summary: "verification accuracy of a model on .bin sets" },
-  pack: { load: () => import("./lib/cli/pack.ts"), summary: "pack an image folder or list into train.rec/.idx" },
+  pack: {
+    load: () => import("./lib/cli/pack.ts"),
+    summary: "pack an image folder or list into train.rec/.idx",
+  },
   export: { load: () => import("./lib/cli/export.ts"), summary: "export a model to ONNX" },
-  import: { load: () => import("./lib/cli/import.ts"), summary: "convert an arcface_torch .pt/.pth to safetensors" },
   embed: { load: () => import("./lib/cli/embed.ts"), summary: "embeddings of image files" },
 };
 

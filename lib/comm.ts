@@ -12,6 +12,7 @@
  *
  * @module
  */
+import type { Model } from "./model.ts";
 import { AfcError, checkOn, cStr, cString, lib, PtrOut, Status, toI64, toSafeNumber } from "../ffi/mod.ts";
 
 /** A buffer the collectives accept. */
@@ -126,14 +127,16 @@ export class Comm {
     checkOn(status, action, (buf, cap, needed) => lib().afc_comm_error(ptr, buf, cap, needed));
   }
 
-
   /** Combines `data` over all ranks in place: every rank ends with the sum (or max). */
   async allReduce(data: CommBuffer, op: ReduceOp = "sum"): Promise<void> {
     const action = "Cannot all-reduce";
     const ptr = this.#live(action);
     const dtype = dtypeOf(data, action);
     if (!(op in OPS)) throw new TypeError(`${action}: unknown op "${op}" (expected "sum" or "max")`);
-    this.#check(await lib().afc_comm_all_reduce(ptr, dtype, data, toI64(data.length, "count"), OPS[op]), action);
+    this.#check(
+      await lib().afc_comm_all_reduce(ptr, dtype, data, toI64(data.length, "count"), OPS[op]),
+      action,
+    );
   }
 
   /** Every rank's `data` (equal lengths) concatenated in rank order. */
@@ -234,6 +237,26 @@ export class Comm {
         off += g.length;
       }
     }
+  }
+
+  /** Averages every parameter gradient of `model` over all ranks, in place, in buckets. */
+  async allReduceModelGrads(model: Model, bucketElems = 0): Promise<void> {
+    const action = "Cannot all-reduce model gradients";
+    const ptr = this.#live(action);
+    this.#check(
+      await lib().afc_model_all_reduce_grads(
+        model.handle,
+        ptr,
+        toI64(bucketElems, "bucket size"),
+        1 / this.size,
+      ),
+      action,
+    );
+  }
+
+  /** @internal The native handle, for the Partial FC collectives. */
+  get handle(): Deno.PointerValue {
+    return this.#live("Cannot use communicator");
   }
 
   /** Leaves the world. Idempotent. */

@@ -17,7 +17,9 @@ export interface NpyArray {
 export function encodeNpy(a: NpyArray): Uint8Array {
   const n = a.shape.reduce((x, y) => x * y, 1);
   if (n !== a.data.length) {
-    throw new RangeError(`Cannot encode .npy: shape [${a.shape}] holds ${n} values, data has ${a.data.length}`);
+    throw new RangeError(
+      `Cannot encode .npy: shape [${a.shape}] holds ${n} values, data has ${a.data.length}`,
+    );
   }
   const shape = a.shape.length === 1 ? `(${a.shape[0]},)` : `(${a.shape.join(", ")})`;
   let header = `{'descr': '<f4', 'fortran_order': False, 'shape': ${shape}, }`;
@@ -46,12 +48,16 @@ export function decodeNpy(bytes: Uint8Array, what = ".npy data"): NpyArray {
   const header = new TextDecoder().decode(bytes.subarray(start, start + len));
   const descr = /'descr':\s*'([^']*)'/.exec(header)?.[1];
   if (descr !== "<f4") throw new Error(`Cannot read ${what}: dtype "${descr}", expected "<f4" (float32)`);
-  if (/'fortran_order':\s*True/.test(header)) throw new Error(`Cannot read ${what}: Fortran order is not supported`);
+  if (/'fortran_order':\s*True/.test(header)) {
+    throw new Error(`Cannot read ${what}: Fortran order is not supported`);
+  }
   const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1] ?? "";
   const shape = shapeText.split(",").map((s) => s.trim()).filter((s) => s !== "").map(Number);
   const n = shape.reduce((x, y) => x * y, 1);
   const off = start + len;
-  if (bytes.length - off < n * 4) throw new Error(`Cannot read ${what}: ${n} values declared, file is truncated`);
+  if (bytes.length - off < n * 4) {
+    throw new Error(`Cannot read ${what}: ${n} values declared, file is truncated`);
+  }
   const data = new Float32Array(n);
   new Uint8Array(data.buffer).set(bytes.subarray(off, off + n * 4));
   return { shape, data };

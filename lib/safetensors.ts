@@ -109,7 +109,11 @@ interface Entry {
 }
 
 /** Validates a parsed header against the size of the data section. */
-function parseHeader(json: string, dataSize: number, source: string): { entries: Entry[]; metadata: Record<string, string> } {
+function parseHeader(
+  json: string,
+  dataSize: number,
+  source: string,
+): { entries: Entry[]; metadata: Record<string, string> } {
   const fail = (why: string): never => {
     throw new Error(`Cannot read safetensors ${source}: ${why}`);
   };
@@ -126,7 +130,9 @@ function parseHeader(json: string, dataSize: number, source: string): { entries:
   const entries: Entry[] = [];
   for (const [name, value] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") {
-      if (typeof value !== "object" || value === null || Array.isArray(value)) fail(`"__metadata__" is not an object`);
+      if (typeof value !== "object" || value === null || Array.isArray(value)) {
+        fail(`"__metadata__" is not an object`);
+      }
       for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
         if (typeof v !== "string") fail(`metadata "${k}" is ${JSON.stringify(v)}, expected a string`);
         metadata[k] = v as string;
@@ -145,13 +151,19 @@ function parseHeader(json: string, dataSize: number, source: string): { entries:
       !Array.isArray(off) || off.length !== 2 || !off.every((o) => Number.isSafeInteger(o) && o >= 0) ||
       off[0] > off[1]
     ) {
-      fail(`tensor "${name}" has data_offsets ${JSON.stringify(off)}, expected [begin, end] with begin <= end`);
+      fail(
+        `tensor "${name}" has data_offsets ${JSON.stringify(off)}, expected [begin, end] with begin <= end`,
+      );
     }
     const [begin, end] = off as number[];
-    if (end > dataSize) fail(`tensor "${name}" ends at data byte ${end}, but the data section has ${dataSize} bytes`);
+    if (end > dataSize) {
+      fail(`tensor "${name}" ends at data byte ${end}, but the data section has ${dataSize} bytes`);
+    }
     const bytes = numel(shape as number[]) * info.size;
     if (end - begin !== bytes) {
-      fail(`tensor "${name}" spans ${end - begin} bytes, but ${t.dtype} ${JSON.stringify(shape)} needs ${bytes}`);
+      fail(
+        `tensor "${name}" spans ${end - begin} bytes, but ${t.dtype} ${JSON.stringify(shape)} needs ${bytes}`,
+      );
     }
     entries.push({ name, dtype: t.dtype as Dtype, shape: shape as number[], begin, end });
   }
@@ -159,11 +171,17 @@ function parseHeader(json: string, dataSize: number, source: string): { entries:
 }
 
 function headerLength(first8: Uint8Array, fileSize: number, source: string): number {
-  if (fileSize < 8) throw new Error(`Cannot read safetensors ${source}: ${fileSize} bytes, too short for the 8-byte header length`);
+  if (fileSize < 8) {
+    throw new Error(
+      `Cannot read safetensors ${source}: ${fileSize} bytes, too short for the 8-byte header length`,
+    );
+  }
   const n = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(Math.min(MAX_HEADER, fileSize - 8))) {
     throw new Error(
-      `Cannot read safetensors ${source}: header length ${n} exceeds the ${fileSize - 8} bytes after it (limit ${MAX_HEADER})`,
+      `Cannot read safetensors ${source}: header length ${n} exceeds the ${
+        fileSize - 8
+      } bytes after it (limit ${MAX_HEADER})`,
     );
   }
   return Number(n);
@@ -223,13 +241,21 @@ function tensorBytes(name: string, t: Tensor): Uint8Array {
   const where = `Cannot write tensor "${name}"`;
   const info = dtypeInfo(t.dtype, where);
   if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw new TypeError(`${where}: shape ${JSON.stringify(t.shape)} is not an array of non-negative integers`);
+    throw new TypeError(
+      `${where}: shape ${JSON.stringify(t.shape)} is not an array of non-negative integers`,
+    );
   }
   if (!info.is(t.data)) {
-    throw new TypeError(`${where}: dtype ${t.dtype} needs a ${info.make(new ArrayBuffer(0)).constructor.name}, got ${t.data?.constructor?.name}`);
+    throw new TypeError(
+      `${where}: dtype ${t.dtype} needs a ${
+        info.make(new ArrayBuffer(0)).constructor.name
+      }, got ${t.data?.constructor?.name}`,
+    );
   }
   if (t.data.length !== numel(t.shape)) {
-    throw new RangeError(`${where}: shape ${JSON.stringify(t.shape)} has ${numel(t.shape)} elements, data has ${t.data.length}`);
+    throw new RangeError(
+      `${where}: shape ${JSON.stringify(t.shape)} has ${numel(t.shape)} elements, data has ${t.data.length}`,
+    );
   }
   return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 }
@@ -239,7 +265,9 @@ function metadataStrings(metadata: MetadataInput): Record<string, string> {
   for (const [k, v] of Object.entries(metadata)) {
     if (typeof v === "string") out[k] = v;
     else if ((typeof v === "number" && Number.isFinite(v)) || typeof v === "boolean") out[k] = String(v);
-    else throw new TypeError(`Cannot write metadata "${k}": ${String(v)} is not a string, finite number or boolean`);
+    else {throw new TypeError(
+        `Cannot write metadata "${k}": ${String(v)} is not a string, finite number or boolean`,
+      );}
   }
   return out;
 }
@@ -251,13 +279,17 @@ function metadataStrings(metadata: MetadataInput): Record<string, string> {
  */
 function layout(tensors: TensorMap, metadata: MetadataInput): { header: Uint8Array; parts: Uint8Array[] } {
   const items = entriesOf(tensors).map(([name, t]) => ({ name, t, bytes: tensorBytes(name, t) }));
-  items.sort((a, b) => DTYPES[b.t.dtype].size - DTYPES[a.t.dtype].size || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  items.sort((a, b) =>
+    DTYPES[b.t.dtype].size - DTYPES[a.t.dtype].size || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+  );
   const header: Record<string, unknown> = {};
   const meta = metadataStrings(metadata);
   if (Object.keys(meta).length) header.__metadata__ = meta;
   let offset = 0;
   for (const { name, t, bytes } of items) {
-    if (name === "__metadata__") throw new TypeError(`Cannot write tensor "__metadata__": the name is reserved`);
+    if (name === "__metadata__") {
+      throw new TypeError(`Cannot write tensor "__metadata__": the name is reserved`);
+    }
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes.length] };
     offset += bytes.length;
   }
@@ -275,7 +307,10 @@ function layout(tensors: TensorMap, metadata: MetadataInput): { header: Uint8Arr
 }
 
 /** Serializes tensors and metadata to safetensors bytes. */
-export function serializeSafetensors(tensors: TensorMap, metadata: MetadataInput = {}): Uint8Array<ArrayBuffer> {
+export function serializeSafetensors(
+  tensors: TensorMap,
+  metadata: MetadataInput = {},
+): Uint8Array<ArrayBuffer> {
   const { header, parts } = layout(tensors, metadata);
   const out = new Uint8Array(header.length + parts.reduce((a, p) => a + p.length, 0));
   out.set(header);
@@ -291,7 +326,11 @@ export function serializeSafetensors(tensors: TensorMap, metadata: MetadataInput
  * Writes a safetensors file atomically: a temporary file in the same directory, then a
  * rename, so a failed write leaves any existing file intact.
  */
-export async function writeSafetensors(path: string, tensors: TensorMap, metadata: MetadataInput = {}): Promise<void> {
+export async function writeSafetensors(
+  path: string,
+  tensors: TensorMap,
+  metadata: MetadataInput = {},
+): Promise<void> {
   const { header, parts } = layout(tensors, metadata);
   const tmp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
   try {
@@ -372,7 +411,7 @@ export function toFloat32(t: Tensor): Float32Array<ArrayBuffer> {
   const d = t.data;
   if (t.dtype === "F32") return Float32Array.from(d as Float32Array);
   const out = new Float32Array(d.length);
-  if (t.dtype === "F16") for (let i = 0; i < d.length; i++) out[i] = halfToFloat((d as Uint16Array)[i]);
+  if (t.dtype === "F16") { for (let i = 0; i < d.length; i++) out[i] = halfToFloat((d as Uint16Array)[i]); }
   else if (t.dtype === "BF16") {
     const bits = new Uint32Array(out.buffer);
     for (let i = 0; i < d.length; i++) bits[i] = (d as Uint16Array)[i] << 16;
@@ -381,9 +420,17 @@ export function toFloat32(t: Tensor): Float32Array<ArrayBuffer> {
 }
 
 /** Encodes float values as an F32, F16 or BF16 tensor (round to nearest even). */
-export function fromFloat32(values: ArrayLike<number>, shape: number[], dtype: "F32" | "F16" | "BF16" = "F32"): Tensor {
+export function fromFloat32(
+  values: ArrayLike<number>,
+  shape: number[],
+  dtype: "F32" | "F16" | "BF16" = "F32",
+): Tensor {
   if (numel(shape) !== values.length) {
-    throw new RangeError(`Cannot make a tensor of shape ${JSON.stringify(shape)} (${numel(shape)} elements) from ${values.length} values`);
+    throw new RangeError(
+      `Cannot make a tensor of shape ${JSON.stringify(shape)} (${
+        numel(shape)
+      } elements) from ${values.length} values`,
+    );
   }
   if (dtype === "F32") return { dtype, shape, data: Float32Array.from(values) };
   const conv = dtype === "F16" ? floatToHalf : floatToBf16;

@@ -42,7 +42,9 @@ export async function main(args: string[]): Promise<number> {
   try {
     if (values.check) {
       if (positionals.length !== 1) {
-        console.error(`Cannot check: expected one ONNX file, got ${positionals.length} arguments\n\n${USAGE}`);
+        console.error(
+          `Cannot check: expected one ONNX file, got ${positionals.length} arguments\n\n${USAGE}`,
+        );
         return 2;
       }
       const report = checkOnnx(await Deno.readFile(positionals[0]));
@@ -50,7 +52,9 @@ export async function main(args: string[]): Promise<number> {
       return report.violations.length === 0 ? 0 : 1;
     }
     if (positionals.length !== 2) {
-      console.error(`Cannot export: expected <model.safetensors> <out.onnx>, got ${positionals.length} arguments\n\n${USAGE}`);
+      console.error(
+        `Cannot export: expected <model.safetensors> <out.onnx>, got ${positionals.length} arguments\n\n${USAGE}`,
+      );
       return 2;
     }
     const [src, dst] = positionals;
@@ -61,7 +65,9 @@ export async function main(args: string[]): Promise<number> {
     }
     const m = await loadWeights(src, { network: values.network, numFeatures: nf ? Number(nf) : undefined });
     if (m.source === "inferred") {
-      console.log(`network ${m.network}, num_features ${m.numFeatures} (inferred from tensor names: no metadata)`);
+      console.log(
+        `network ${m.network}, num_features ${m.numFeatures} (inferred from tensor names: no metadata)`,
+      );
     }
     const bytes = exportOnnx(m.network, m.numFeatures, m.weights);
     const report = checkOnnx(bytes);

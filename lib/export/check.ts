@@ -135,7 +135,9 @@ export function checkOnnx(bytes: Uint8Array): CheckReport {
   else {
     const o = m.outputs[0];
     if (o.elemType !== FLOAT) v.push(`output "${o.name}" is ${typeName(o.elemType)}: expected float32`);
-    if (o.dims.length !== 2) v.push(`output "${o.name}" has ${o.dims.length} dimensions: expected 2 ([N,features])`);
+    if (o.dims.length !== 2) {
+      v.push(`output "${o.name}" has ${o.dims.length} dimensions: expected 2 ([N,features])`);
+    }
   }
   for (const t of m.initializers) {
     if (t.dataType !== FLOAT) v.push(`initialiser "${t.name}" is ${typeName(t.dataType)}: expected float32`);

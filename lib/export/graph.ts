@@ -224,7 +224,14 @@ function mbf(b: Builder, numFeatures: number, x: Value): Value {
     b.prelu(b.convBn(v, `${p}.layers.0`, `${p}.layers.1`, cout, o), `${p}.layers.2`);
   const linearBlock = (v: Value, p: string, cout: number, o: ConvOpts) =>
     b.convBn(v, `${p}.layers.0`, `${p}.layers.1`, cout, o);
-  const depthWise = (v: Value, p: string, cout: number, stride: number, groups: number, residual: boolean) => {
+  const depthWise = (
+    v: Value,
+    p: string,
+    cout: number,
+    stride: number,
+    groups: number,
+    residual: boolean,
+  ) => {
     let y = convBlock(v, `${p}.layers.0`, groups, { k: 1, stride: 1, pad: 0 });
     y = convBlock(y, `${p}.layers.1`, groups, { k: 3, stride, pad: 1, group: groups });
     y = linearBlock(y, `${p}.layers.2`, cout, { k: 1, stride: 1, pad: 0 });
@@ -291,8 +298,10 @@ export function buildGraph(network: string, numFeatures: number, weights: StateD
  * Guesses the architecture and embedding size from tensor names and shapes, for files
  * without "network"/"embedding_size" metadata. Returns null when nothing fits.
  */
-export function inferNetwork(names: Iterable<string>, shapeOf: (name: string) => number[] | undefined):
-  { network: string; numFeatures: number } | null {
+export function inferNetwork(
+  names: Iterable<string>,
+  shapeOf: (name: string) => number[] | undefined,
+): { network: string; numFeatures: number } | null {
   const all = [...names];
   if (all.includes("conv_sep.layers.0.weight")) {
     const w = shapeOf("features.layers.2.weight");

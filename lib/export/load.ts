@@ -31,7 +31,8 @@ export async function loadWeights(
   const guess = inferNetwork(tensors.keys(), (n) => tensors.get(n)?.shape);
   let source: LoadedWeights["source"] = "metadata";
   let network = override.network ?? metadata.network;
-  let numFeatures = override.numFeatures ?? (metadata.embedding_size ? Number(metadata.embedding_size) : undefined);
+  let numFeatures = override.numFeatures ??
+    (metadata.embedding_size ? Number(metadata.embedding_size) : undefined);
   if (override.network || override.numFeatures) source = "given";
   if (network === undefined || numFeatures === undefined) {
     if (!guess) {

@@ -15,7 +15,14 @@ export const IR_VERSION = 7;
 const FLOAT = 1;
 
 // Field numbers from onnx.proto.
-const Model = { ir_version: 1, producer_name: 2, producer_version: 3, graph: 7, opset_import: 8, metadata: 14 };
+const Model = {
+  ir_version: 1,
+  producer_name: 2,
+  producer_version: 3,
+  graph: 7,
+  opset_import: 8,
+  metadata: 14,
+};
 const Graph_ = { node: 1, name: 2, initializer: 5, input: 11, output: 12 };
 const Node = { input: 1, output: 2, name: 3, op_type: 4, attribute: 5 };
 const Attribute = { name: 1, f: 2, i: 3, ints: 8, type: 20 };
@@ -60,7 +67,9 @@ export function encodeModel(g: Graph, producerVersion = "0.1.0"): Uint8Array {
     graph.message(Graph_.node, node);
   }
   graph.string(Graph_.name, g.network);
-  for (const [name, t] of g.initializers) graph.message(Graph_.initializer, tensorProto(name, t.shape, t.data));
+  for (const [name, t] of g.initializers) {
+    graph.message(Graph_.initializer, tensorProto(name, t.shape, t.data));
+  }
   graph.message(Graph_.input, valueInfo(g.input, g.inputDims ?? ["N", 3, 112, 112]));
   graph.message(Graph_.output, valueInfo(g.output, g.outputDims ?? ["N", g.numFeatures]));
 
@@ -116,7 +125,9 @@ export interface OnnxModel {
 }
 
 const bytesOf = (f: ProtoField): Uint8Array => {
-  if (typeof f.value === "bigint") throw new Error(`Cannot read ONNX model: field ${f.field} is not a message`);
+  if (typeof f.value === "bigint") {
+    throw new Error(`Cannot read ONNX model: field ${f.field} is not a message`);
+  }
   return f.value;
 };
 
@@ -200,7 +211,10 @@ export function decodeModel(bytes: Uint8Array): OnnxModel {
       const of = decodeFields(bytesOf(f));
       const domain = of.find((x) => x.field === 1);
       const version = of.find((x) => x.field === 2);
-      m.opsets.push({ domain: domain ? asString(domain.value) : "", version: version ? asInt(version.value) : 0 });
+      m.opsets.push({
+        domain: domain ? asString(domain.value) : "",
+        version: version ? asInt(version.value) : 0,
+      });
     } else if (f.field === Model.metadata) {
       const kv = decodeFields(bytesOf(f));
       const k = kv.find((x) => x.field === 1);

@@ -1,0 +1,162 @@
+/**
+ * `deno task launch --nproc-per-node N [--nnodes M --node-rank R] [--rdzv <dir | redis://h:p>
+ * | --master-addr A --master-port P] <config> [--key=value…]`: starts N training processes on
+ * this machine with torchrun's environment, as `torchrun train_v2.py` does. Ctrl-C stops
+ * every rank; when one rank fails the others are stopped and its exit code is returned.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+
+const USAGE = `Usage: arcface launch --nproc-per-node N [options] <config.yaml> [--key=value …]
+
+Starts N training ranks on this machine (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE set
+as torchrun sets them). Threads per rank default to the cores divided by N.
+
+Options:
+  --nproc-per-node N   ranks on this machine (default 1)
+  --nnodes M           machines taking part (default 1)
+  --node-rank R        this machine's index, 0..M-1 (default 0)
+  --rdzv STORE         rendezvous store: a directory every machine sees, or redis://host:port
+                       (default on one machine: a new temporary directory)
+  --master-addr A      with --master-port: the Redis server redis://A:P as the store
+  --master-port P
+  --run-id ID          namespace of this run in the store (default: a new random id on one
+                       machine; required with several machines, equal on all of them)
+  --address HOST       address the ranks listen on (default 127.0.0.1 on one machine, this
+                       machine's host name on several)
+  --timeout-s S        rendezvous and collective timeout (default 300)`;
+
+const OPTIONS = new Set([
+  "nproc-per-node",
+  "nnodes",
+  "node-rank",
+  "rdzv",
+  "master-addr",
+  "master-port",
+  "run-id",
+  "address",
+  "timeout-s",
+  "help",
+]);
+
+function positiveInt(v: string | undefined, name: string, min = 1): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) {
+    throw new RangeError(`Invalid --${name} "${v}": expected an integer >= ${min}`);
+  }
+  return n;
+}
+
+/** Runs the launch command; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  // Our own options come first; the config and its --key=value overrides follow.
+  let i = 0;
+  while (i < args.length) {
+    const m = /^--([\w-]+)(=.*)?$/.exec(args[i]);
+    if (args[i] === "-h") i++;
+    else if (m && OPTIONS.has(m[1])) i += m[2] !== undefined || m[1] === "help" ? 1 : 2;
+    else break;
+  }
+  const own = args.slice(0, i), rest = args.slice(i);
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: own,
+      options: {
+        "nproc-per-node": { type: "string", default: "1" },
+        nnodes: { type: "string", default: "1" },
+        "node-rank": { type: "string", default: "0" },
+        rdzv: { type: "string" },
+        "master-addr": { type: "string" },
+        "master-port": { type: "string" },
+        "run-id": { type: "string" },
+        address: { type: "string" },
+        "timeout-s": { type: "string", default: "300" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }));
+  } catch (e) {
+    console.error(`${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (rest.length === 0) {
+    console.error(`Expected a config file after the launch options\n\n${USAGE}`);
+    return 2;
+  }
+  let nproc: number, nnodes: number, nodeRank: number, timeoutS: number;
+  try {
+    nproc = positiveInt(values["nproc-per-node"], "nproc-per-node");
+    nnodes = positiveInt(values.nnodes, "nnodes");
+    nodeRank = positiveInt(values["node-rank"], "node-rank", 0);
+    timeoutS = positiveInt(values["timeout-s"], "timeout-s");
+    if (nodeRank >= nnodes) {
+      throw new RangeError(`Invalid --node-rank ${nodeRank}: expected 0..${nnodes - 1}`);
+    }
+  } catch (e) {
+    console.error((e as Error).message);
+    return 2;
+  }
+  let store = values.rdzv;
+  if (!store && values["master-addr"] && values["master-port"]) {
+    store = `redis://${values["master-addr"]}:${values["master-port"]}`;
+  }
+  let runId = values["run-id"];
+  if (nnodes > 1 && (!store || !runId)) {
+    console.error(
+      `Cannot launch on ${nnodes} machines without --rdzv (or --master-addr/--master-port of a Redis server) and --run-id: every machine must name the same store and run`,
+    );
+    return 2;
+  }
+  let tempStore: string | undefined;
+  if (!store) store = tempStore = await Deno.makeTempDir({ prefix: "arcface-rdzv-" });
+  runId ??= `run-${crypto.randomUUID().slice(0, 8)}`;
+  const address = values.address ?? (nnodes > 1 ? Deno.hostname() : "127.0.0.1");
+
+  const cli = new URL("../../cli.ts", import.meta.url).href;
+  const world = nproc * nnodes;
+  const children = Array.from({ length: nproc }, (_, local) =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", cli, "train", ...rest],
+      env: {
+        RANK: String(nodeRank * nproc + local),
+        WORLD_SIZE: String(world),
+        LOCAL_RANK: String(local),
+        LOCAL_WORLD_SIZE: String(nproc),
+        ARCFACE_RDZV: store!,
+        ARCFACE_RUN_ID: runId!,
+        ARCFACE_ADDRESS: address,
+        ARCFACE_TIMEOUT_MS: String(timeoutS * 1000),
+      },
+      stdin: "null",
+    }).spawn());
+
+  const stopAll = (signal: Deno.Signal) => {
+    for (const c of children) {
+      try {
+        c.kill(signal);
+      } catch { /* already gone */ }
+    }
+  };
+  const onInt = () => stopAll("SIGINT");
+  Deno.addSignalListener("SIGINT", onInt);
+  let failed: { rank: number; code: number } | undefined;
+  try {
+    await Promise.all(children.map(async (c, local) => {
+      const { code } = await c.status;
+      if (code !== 0 && !failed) {
+        failed = { rank: nodeRank * nproc + local, code };
+        console.error(`Rank ${failed.rank} failed (exit code ${code}): stopping the other ranks`);
+        stopAll("SIGTERM");
+      }
+    }));
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInt);
+    if (tempStore) await Deno.remove(tempStore, { recursive: true }).catch(() => {});
+  }
+  return failed?.code ?? 0;
+}

@@ -1,0 +1,366 @@
+/**
+ * The training loop of arcface_torch's `train_v2.py`: backbone forward, Partial FC margin
+ * softmax, backward, global-norm clipping of the backbone gradient, SGD / AdamW step on
+ * both, poly LR with warmup, the seed's log lines, verification every `verbose` steps, and
+ * checkpoints every epoch.
+ *
+ * ```ts
+ * import { loadConfig, train } from "./mod.ts";
+ * const result = await train(loadConfig("configs/orl_mbf.yaml", { num_epoch: 1 }));
+ * console.log(result.loss);
+ * ```
+ *
+ * @module
+ */
+import { AfcError, Status } from "../ffi/status.ts";
+import type { Config } from "./config.ts";
+import { openDataset } from "./data.ts";
+import { clipCoefficient, marginName, Optimizer, PartialFC } from "./head.ts";
+import { Model } from "./model.ts";
+import { PolyScheduler } from "./schedule.ts";
+import { TrainLog } from "./logging.ts";
+import { loadCheckpoint, saveCheckpoint, type TrainState } from "./checkpoint.ts";
+import { type DecodedSet, decodeSet, readBin, verify } from "./verification.ts";
+import { EventWriter } from "./tensorboard.ts";
+import type { Comm } from "./comm.ts";
+
+/** Where this process stands among the training processes. */
+export interface World {
+  rank: number;
+  worldSize: number;
+  /** Rank on this machine (the device index, later). */
+  localRank: number;
+  /** Ranks on this machine (threads default to cores / localWorldSize). */
+  localWorldSize: number;
+  /** The communicator joining the ranks; required when worldSize > 1. */
+  comm?: Comm;
+}
+
+/** Options of {@linkcode train}. */
+export interface TrainOptions {
+  /** This process's place among the ranks (default: one process). */
+  world?: World;
+  /** Print log lines on the console (default: rank 0 only). */
+  console?: boolean;
+  /** Stops the run after the current step (the checkpoint of the last finished epoch stays). */
+  signal?: AbortSignal;
+}
+
+/** Verification figures of one set at the end of training. */
+export interface VerificationFigures {
+  /** Accuracy-Flip of the last verification and its standard deviation over folds. */
+  accuracy: number;
+  std: number;
+  /** The best Accuracy-Flip seen during the run. */
+  highest: number;
+  xnorm: number;
+  step: number;
+}
+
+/** What a finished run reports. */
+export interface TrainResult {
+  /** Mean loss of the last logging window. */
+  loss: number;
+  /** Optimizer steps taken in total (including those before a resume). */
+  steps: number;
+  /** Epochs completed. */
+  epochs: number;
+  /** Samples per second over the whole run, all ranks. */
+  samplesPerSecond: number;
+  /** Per verification set: its last and best figures. */
+  verification: Record<string, VerificationFigures>;
+  /** Output folder (model.safetensors, training.log, checkpoints). */
+  outputDir: string;
+  /** The backbone file written at the end (rank 0). */
+  modelPath: string;
+}
+
+/** Consecutive non-finite steps after which the run stops. */
+export const MAX_NONFINITE_STEPS = 5;
+
+const LOCAL: World = { rank: 0, worldSize: 1, localRank: 0, localWorldSize: 1 };
+
+/** The verification targets of a config: `<rec folder>/<name>.bin`, or a path ending in .bin. */
+export function verificationPaths(config: Config): Map<string, string> {
+  const folder = config.rec.endsWith(".rec")
+    ? config.rec.slice(0, config.rec.lastIndexOf("/") + 1)
+    : config.rec;
+  const out = new Map<string, string>();
+  for (const name of config.val_targets) {
+    if (name.endsWith(".bin")) {
+      out.set(name.slice(name.lastIndexOf("/") + 1, -4), name);
+    } else {
+      out.set(name, `${folder.replace(/\/$/, "")}/${name}.bin`);
+    }
+  }
+  return out;
+}
+
+function fileExists(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+function defaultThreads(world: World): number {
+  const cores = navigator.hardwareConcurrency || 1;
+  return Math.max(1, Math.floor(cores / Math.max(1, world.localWorldSize)));
+}
+
+/**
+ * Trains a backbone and Partial FC as `config` says and returns the final figures. Rank 0
+ * writes `model.safetensors` after every epoch and at the end, the log and TensorBoard
+ * events; with `save_all_states` every rank writes its `checkpoint_rank<r>.safetensors`,
+ * which `resume: true` continues from (on any number of ranks).
+ */
+export async function train(config: Config, options: TrainOptions = {}): Promise<TrainResult> {
+  const world = options.world ?? LOCAL;
+  const { rank, worldSize } = world;
+  if (worldSize !== config.derived.worldSize) {
+    throw new AfcError(
+      `Cannot train: the config was resolved for ${config.derived.worldSize} ranks but this run has ${worldSize} (load it with { worldSize: ${worldSize} })`,
+      Status.INVALID_ARGUMENT,
+    );
+  }
+  if (worldSize > 1 && !world.comm) {
+    throw new AfcError(`Cannot train on ${worldSize} ranks: no communicator given`, Status.INVALID_ARGUMENT);
+  }
+  const out = config.derived.outputDir;
+  await Deno.mkdir(out, { recursive: true });
+  using log = new TrainLog(rank === 0 ? `${out}/training.log` : null, options.console ?? rank === 0);
+  const threads = config.threads || defaultThreads(world);
+  const d = config.derived;
+
+  // Start-up lines: every value, then the derived ones, then what differs from the seed.
+  for (const [k, v] of Object.entries(config)) {
+    if (k !== "derived" && k !== "source") log.info(`${k.padEnd(30)} ${JSON.stringify(v)}`);
+  }
+  for (const [k, v] of Object.entries(d)) log.info(`${k.padEnd(30)} ${JSON.stringify(v)}`);
+  log.info(`Loss: ${marginName(marginOptions(config))}`);
+  log.info(`Ranks: ${worldSize}, threads per rank: ${threads}`);
+  if (config.fp16) log.info("fp16: the CPU backend trains in fp32 (no loss scaling needed)");
+  if (config.gradient_acc > 1) {
+    log.info(
+      `Gradient accumulation: ${config.gradient_acc} micro-batches averaged per step (arcface_torch sums them)`,
+    );
+  }
+  if (config.loss_straight_through) log.info("Margin gradient: straight-through (detached) variant");
+
+  using dataset = openDataset({ rec: config.rec, num_classes: config.num_classes });
+  if (dataset.numImages < config.num_image) {
+    throw new AfcError(
+      `Cannot train on "${config.rec}": it holds ${dataset.numImages} images but num_image is ${config.num_image} (set num_image to ${dataset.numImages})`,
+      Status.INVALID_ARGUMENT,
+    );
+  }
+  using loader = dataset.loader({
+    batchSize: config.batch_size,
+    rank,
+    worldSize,
+    seed: config.seed,
+    numThreads: Math.max(1, config.num_workers),
+  });
+
+  using model = Model.create({
+    network: config.network,
+    numFeatures: config.embedding_size,
+    maxBatch: config.batch_size,
+    threads,
+  });
+  using pfc = new PartialFC({
+    ...marginOptions(config),
+    numClasses: config.num_classes,
+    embeddingSize: config.embedding_size,
+    sampleRate: config.sample_rate,
+    maxBatch: config.batch_size,
+    seed: config.seed,
+    threads,
+    comm: world.comm?.handle,
+  });
+  using opt = new Optimizer(
+    config.optimizer === "sgd"
+      ? { kind: "sgd", momentum: config.momentum, weightDecay: config.weight_decay }
+      : { kind: "adamw", weightDecay: config.weight_decay },
+  );
+  log.info(
+    `Backbone ${config.network}: ${model.info.parameters} parameters; Partial FC rank ${rank}: classes [${pfc.classStart}, ${
+      pfc.classStart + pfc.numLocal
+    }) of ${config.num_classes}`,
+  );
+
+  let state: TrainState = { epoch: 0, globalStep: 0, schedulerLastEpoch: -1, lossScale: 1 };
+  if (config.resume) {
+    state = await loadCheckpoint(out, rank, config.optimizer, model, pfc);
+    log.info(`Resumed from "${out}" at epoch ${state.epoch}, step ${state.globalStep}`);
+  }
+  const scheduler = new PolyScheduler({
+    baseLr: config.lr,
+    totalSteps: d.totalSteps,
+    warmupSteps: d.warmupSteps,
+    power: config.lr_power,
+  }, state.schedulerLastEpoch);
+
+  // Verification sets: a missing one is a warning now, not a crash later.
+  const sets: DecodedSet[] = [];
+  for (const [name, path] of verificationPaths(config)) {
+    if (!fileExists(path)) {
+      log.warn(`verification set "${name}" not found at "${path}": it is skipped`);
+      continue;
+    }
+    const set = decodeSet({ ...(await readBin(path)), name });
+    if (set.resized) log.info(`Verification set "${name}": ${set.resized} images resized to 112x112`);
+    sets.push(set);
+  }
+  const highest = new Map<string, number>();
+  const figures: Record<string, VerificationFigures> = {};
+  const events = rank === 0 ? await EventWriter.open(out) : null;
+
+  const runVerification = async (step: number) => {
+    if (rank !== 0) return;
+    for (const set of sets) {
+      const r = await verify(set, (x, n) => model.forward(x, n, { train: false }), {
+        batchSize: model.maxBatch,
+      });
+      const best = Math.max(highest.get(set.name) ?? 0, r.flip.accuracy);
+      highest.set(set.name, best);
+      log.info(`[${set.name}][${step}]XNorm: ${r.xnorm.toFixed(6)}`);
+      log.info(
+        `[${set.name}][${step}]Accuracy-Flip: ${r.flip.accuracy.toFixed(5)}+-${r.flip.std.toFixed(5)}`,
+      );
+      log.info(`[${set.name}][${step}]Accuracy-Highest: ${best.toFixed(5)}`);
+      for (const w of r.warnings) log.warn(w);
+      await events?.scalar(set.name, r.flip.accuracy, step);
+      figures[set.name] = { accuracy: r.flip.accuracy, std: r.flip.std, highest: best, xnorm: r.xnorm, step };
+    }
+  };
+
+  const input = new Float32Array(loader.inputLength);
+  const labels = new BigInt64Array(config.batch_size);
+  const acc = config.gradient_acc;
+  let windowLoss = 0, windowCount = 0, lastLoss = NaN, nonFinite = 0;
+  let windowStart = performance.now(), windowSamples = 0, windowSteps = 0;
+  const runStart = performance.now();
+  let runSamples = 0;
+  let { globalStep, epoch } = state;
+  let verifiedAt = -1;
+
+  try {
+    for (; epoch < config.num_epoch && !options.signal?.aborted; epoch++) {
+      await loader.setEpoch(epoch);
+      for (let micro = 0; micro < d.microBatchesPerEpoch; micro++) {
+        const n = await loader.next(input, labels);
+        if (n !== config.batch_size) {
+          throw new AfcError(
+            `Cannot train: the loader gave ${n} images at micro-batch ${micro} of epoch ${epoch}, expected ${config.batch_size}`,
+            Status.INTERNAL,
+          );
+        }
+        const first = micro % acc === 0;
+        const emb = await model.forward(input, n, { train: true });
+        const { loss, dEmbeddings } = await pfc.forwardBackward(emb, labels, !first);
+        await model.backward(dEmbeddings as Float32Array<ArrayBuffer>, n, { accumulate: !first });
+        windowLoss += loss;
+        windowCount++;
+        windowSamples += n * worldSize;
+        runSamples += n * worldSize;
+        if ((micro + 1) % acc !== 0) continue;
+
+        // One optimizer step over the accumulated micro-batches (gradients averaged).
+        if (world.comm && worldSize > 1) await world.comm.allReduceModelGrads(model);
+        const scale = 1 / acc;
+        const sumSq = model.gradSumSquares();
+        const lr = scheduler.lr;
+        if (!Number.isFinite(loss) || !Number.isFinite(sumSq)) {
+          nonFinite++;
+          log.warn(`step ${globalStep + 1}: non-finite loss ${loss} or gradient; the update is skipped`);
+          if (nonFinite >= MAX_NONFINITE_STEPS) {
+            throw new AfcError(
+              `Cannot train: ${nonFinite} steps in a row had a non-finite loss or gradient (step ${
+                globalStep + 1
+              }, lr ${lr}, loss scale ${state.lossScale}); lower lr or check the data`,
+              Status.NUMERIC,
+            );
+          }
+        } else {
+          nonFinite = 0;
+          const clip = config.max_grad_norm > 0 ? clipCoefficient(sumSq, scale, config.max_grad_norm) : 1;
+          await model.step(opt, lr, scale * clip);
+          await pfc.step(opt, lr, scale);
+        }
+        model.zeroGrad();
+        pfc.zeroGrad();
+        scheduler.step();
+        globalStep++;
+        windowSteps++;
+        lastLoss = windowLoss / windowCount;
+
+        if (globalStep % config.frequent === 0) {
+          const seconds = (performance.now() - windowStart) / 1000;
+          const speed = windowSamples / seconds;
+          const required = ((d.totalSteps - globalStep) * seconds) / windowSteps / 3600;
+          const fp16 = config.fp16 ? `Fp16 Grad Scale: ${state.lossScale.toFixed(0)}   ` : "";
+          log.info(
+            `Speed ${speed.toFixed(2)} samples/sec   Loss ${lastLoss.toFixed(4)}   LearningRate ${
+              scheduler.lr.toFixed(6)
+            }   Epoch: ${epoch}   Global Step: ${globalStep}   ${fp16}Required: ${required.toFixed(0)} hours`,
+          );
+          await events?.scalar("learning_rate", scheduler.lr, globalStep);
+          await events?.scalar("loss", lastLoss, globalStep);
+          windowLoss = 0;
+          windowCount = 0;
+          windowSamples = 0;
+          windowSteps = 0;
+          windowStart = performance.now();
+        }
+        if (globalStep % config.verbose === 0) {
+          await runVerification(globalStep);
+          verifiedAt = globalStep;
+        }
+        if (options.signal?.aborted) break;
+      }
+      if (options.signal?.aborted) break;
+      state = {
+        epoch: epoch + 1,
+        globalStep,
+        schedulerLastEpoch: scheduler.lastEpoch,
+        lossScale: state.lossScale,
+      };
+      if (config.save_all_states) {
+        await saveCheckpoint(out, rank, worldSize, config.optimizer, model, pfc, state);
+      }
+      if (rank === 0) await model.save(`${out}/model.safetensors`);
+    }
+    if (windowCount > 0) lastLoss = windowLoss / windowCount;
+    if (verifiedAt !== globalStep && !options.signal?.aborted) await runVerification(globalStep);
+  } finally {
+    events?.close();
+  }
+  const modelPath = `${out}/model.safetensors`;
+  if (rank === 0) await model.save(modelPath);
+  const samplesPerSecond = runSamples / ((performance.now() - runStart) / 1000);
+  log.info(
+    `Finished: ${globalStep} steps, ${epoch} epochs, ${
+      samplesPerSecond.toFixed(1)
+    } samples/sec; model in "${modelPath}"`,
+  );
+  return {
+    loss: lastLoss,
+    steps: globalStep,
+    epochs: epoch,
+    samplesPerSecond,
+    verification: figures,
+    outputDir: out,
+    modelPath,
+  };
+}
+
+function marginOptions(c: Config) {
+  return {
+    s: c.scale,
+    marginList: c.margin_list,
+    interclassFilteringThreshold: c.interclass_filtering_threshold,
+    straightThrough: c.loss_straight_through,
+  };
+}

@@ -1,0 +1,148 @@
+import assert from "node:assert/strict";
+import { loadConfig } from "../../lib/config.ts";
+import { train, verificationPaths } from "../../lib/trainer.ts";
+import { checkpointPath } from "../../lib/checkpoint.ts";
+import { readSafetensors, toFloat32 } from "../../lib/safetensors.ts";
+import { AfcError } from "../../ffi/status.ts";
+
+const root = new URL("../..", import.meta.url).pathname;
+
+/** A short run on the shipped ORL faces: 2 steps of 30 images per epoch. */
+function tiny(output: string, extra: Record<string, unknown> = {}) {
+  return loadConfig(`${root}configs/orl_mbf.yaml`, {
+    rec: `${root}data/orl`,
+    val_targets: [],
+    num_image: 60,
+    num_epoch: 2,
+    warmup_epoch: 0,
+    frequent: 1,
+    verbose: 1000,
+    threads: 2,
+    output,
+    ...extra,
+  }, { worldSize: 1 });
+}
+
+async function weights(path: string): Promise<Map<string, Float32Array>> {
+  const f = await readSafetensors(path);
+  return new Map([...f.tensors].map(([k, t]) => [k, toFloat32(t)]));
+}
+
+function maxDiff(a: Map<string, Float32Array>, b: Map<string, Float32Array>): number {
+  assert.deepEqual([...a.keys()], [...b.keys()]);
+  let m = 0;
+  for (const [k, x] of a) {
+    const y = b.get(k)!;
+    for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i] - y[i]));
+  }
+  return m;
+}
+
+Deno.test("training writes the seed's log lines, the model and a checkpoint; loss falls", async () => {
+  const out = await Deno.makeTempDir();
+  const result = await train(tiny(out, { save_all_states: true, num_epoch: 3 }), { console: false });
+  assert.equal(result.steps, 6);
+  assert.equal(result.epochs, 3);
+  assert.ok(Number.isFinite(result.loss));
+  const log = await Deno.readTextFile(`${out}/training.log`);
+  assert.match(log, /Loss: ArcFace m=0\.5 s=64/);
+  const losses = [...log.matchAll(
+    /Speed [\d.]+ samples\/sec {3}Loss ([\d.]+) {3}LearningRate ([\d.]+) {3}Epoch: (\d) {3}Global Step: (\d+) {3}Required: \d+ hours/g,
+  )].map((m) => Number(m[1]));
+  assert.equal(losses.length, 6);
+  assert.ok(losses[5] < losses[0], `loss should fall over 6 steps: ${losses}`);
+  const model = await weights(`${out}/model.safetensors`);
+  assert.ok(model.has("conv1.conv.weight") || model.has("features.weight"));
+  const ckpt = await readSafetensors(checkpointPath(out, 0));
+  assert.deepEqual(ckpt.tensors.get("pfc.weight")!.shape, [30, 512]);
+  const meta = JSON.parse(ckpt.metadata.arcface_checkpoint);
+  assert.deepEqual(meta.state.epoch, 3);
+  assert.deepEqual(meta.state.globalStep, 6);
+});
+
+Deno.test("resume restores everything: 1 epoch + 1 resumed epoch equals 2 epochs", async () => {
+  const straight = await Deno.makeTempDir(), split = await Deno.makeTempDir();
+  const a = await train(tiny(straight), { console: false });
+  await train(tiny(split, { num_epoch: 1, save_all_states: true }), { console: false });
+  const b = await train(tiny(split, { resume: true }), { console: false });
+  assert.equal(b.steps, a.steps);
+  const diff = maxDiff(
+    await weights(`${straight}/model.safetensors`),
+    await weights(`${split}/model.safetensors`),
+  );
+  assert.ok(diff < 1e-5, `resumed weights differ by ${diff}`);
+  assert.ok(Math.abs(a.loss - b.loss) < 1e-4, `loss ${a.loss} vs ${b.loss}`);
+});
+
+Deno.test("resume without checkpoints, or from a damaged one, fails clearly and keeps the files", async () => {
+  const out = await Deno.makeTempDir();
+  await assert.rejects(
+    () => train(tiny(out, { resume: true }), { console: false }),
+    (e: Error) =>
+      e instanceof AfcError && /no checkpoint_rank<r>\.safetensors.*save_all_states: true/.test(e.message),
+  );
+  await train(tiny(out, { num_epoch: 1, save_all_states: true }), { console: false });
+  const path = checkpointPath(out, 0);
+  const bytes = await Deno.readFile(path);
+  await Deno.writeFile(path, bytes.subarray(0, bytes.length - 100));
+  await assert.rejects(
+    () => train(tiny(out, { resume: true }), { console: false }),
+    (e: Error) => e.message.includes(path),
+  );
+  assert.equal((await Deno.readFile(path)).length, bytes.length - 100);
+});
+
+Deno.test("labels beyond num_classes and num_image beyond the data are refused before any step", async () => {
+  const out = await Deno.makeTempDir();
+  await assert.rejects(
+    () => train(tiny(out, { num_classes: 10 }), { console: false }),
+    /largest label is 29 but num_classes is 10/,
+  );
+  await assert.rejects(
+    () => train(tiny(out, { num_image: 3000 }), { console: false }),
+    /holds 300 images but num_image is 3000 \(set num_image to 300\)/,
+  );
+});
+
+Deno.test("a diverging run stops after 5 non-finite steps, naming step, lr and scale", async () => {
+  const out = await Deno.makeTempDir();
+  await assert.rejects(
+    () => train(tiny(out, { lr: 1e38, num_image: 300, num_epoch: 1 }), { console: false }),
+    (e: Error) =>
+      e instanceof AfcError && e.code === "NUMERIC" &&
+      /5 steps in a row had a non-finite loss or gradient \(step \d+, lr [\d.e+]+, loss scale 1\)/.test(
+        e.message,
+      ),
+  );
+});
+
+Deno.test("verification targets: names in the rec folder, paths ending in .bin as given", () => {
+  const c = loadConfig(
+    {
+      rec: "/data/ms1m",
+      num_classes: 10,
+      num_image: 1000,
+      num_epoch: 1,
+      val_targets: ["lfw", "x/orl_val.bin"],
+    },
+    {},
+    { worldSize: 1 },
+  );
+  assert.deepEqual([...verificationPaths(c)], [["lfw", "/data/ms1m/lfw.bin"], ["orl_val", "x/orl_val.bin"]]);
+});
+
+Deno.test("verification runs on the shipped ORL set with the seed's lines; a missing set is a warning", async () => {
+  const out = await Deno.makeTempDir();
+  const result = await train(
+    tiny(out, { num_epoch: 1, val_targets: [`${root}data/orl_val.bin`, "missing_set"], verbose: 2 }),
+    { console: false },
+  );
+  const log = await Deno.readTextFile(`${out}/training.log`);
+  assert.match(log, /Warning: verification set "missing_set" not found at ".*data\/orl\/missing_set\.bin"/);
+  assert.match(log, /\[orl_val\]\[2\]XNorm: [\d.]+/);
+  assert.match(log, /\[orl_val\]\[2\]Accuracy-Flip: 0\.\d{5}\+-0\.\d{5}/);
+  assert.match(log, /\[orl_val\]\[2\]Accuracy-Highest: 0\.\d{5}/);
+  const v = result.verification.orl_val;
+  assert.ok(v.accuracy > 0.5 && v.accuracy <= 1, `accuracy ${v.accuracy}`);
+  assert.equal(v.step, 2);
+});
