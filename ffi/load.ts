@@ -60,7 +60,9 @@ export function lib(): Lib {
     return cached;
   }
   throw new AfcError(
-    `Cannot find libarcface: tried ${tried.map((p) => `"${p}"`).join(", ") || "nothing"} (build it with "deno task build", or set ARCFACE_LIB to its path)`,
+    `Cannot find libarcface: tried ${
+      tried.map((p) => `"${p}"`).join(", ") || "nothing"
+    } (build it with "deno task build", or set ARCFACE_LIB to its path)`,
     Status.NOT_FOUND,
   );
 }

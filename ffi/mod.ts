@@ -71,7 +71,9 @@ export class PtrOut {
  */
 export function toSafeNumber(v: bigint, what: string): number {
   if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {
-    throw new RangeError(`Cannot convert ${what} ${v} to a number: it exceeds 2^53 - 1 (keep it as a bigint)`);
+    throw new RangeError(
+      `Cannot convert ${what} ${v} to a number: it exceeds 2^53 - 1 (keep it as a bigint)`,
+    );
   }
   return Number(v);
 }

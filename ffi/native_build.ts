@@ -65,7 +65,9 @@ export async function buildIntoCache(options: BuildOptions = {}): Promise<string
     await Deno.mkdir(dir, { recursive: true });
   } catch (e) {
     throw new AfcError(
-      `Cannot build libarcface into "${dir}": ${(e as Error).message} (set ARCFACE_CACHE to a writable folder, or ARCFACE_LIB to a built library)`,
+      `Cannot build libarcface into "${dir}": ${
+        (e as Error).message
+      } (set ARCFACE_CACHE to a writable folder, or ARCFACE_LIB to a built library)`,
       Status.IO,
       { cause: e },
     );
@@ -143,7 +145,9 @@ async function run(cmd: string[]): Promise<void> {
   if (out.success) return;
   const text = new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);
   const missing = text.match(/Could NOT find (\w+)|(\w+)_LIB-NOTFOUND|fatal error: ([\w./]+): No such file/);
-  const hint = missing ? ` (a library is missing: ${missing[1] ?? missing[2] ?? missing[3]}; ${APT_HINT})` : "";
+  const hint = missing
+    ? ` (a library is missing: ${missing[1] ?? missing[2] ?? missing[3]}; ${APT_HINT})`
+    : "";
   const tail = text.trim().split("\n").slice(-15).join("\n");
   throw new Error(`"${cmd.join(" ")}" exited with ${out.code}${hint}\n${tail}`);
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { buildIntoCache, cachedLibrary, cacheDir, VERSION } from "../../ffi/native_build.ts";
+import { buildIntoCache, cacheDir, cachedLibrary, VERSION } from "../../ffi/native_build.ts";
 import { AfcError } from "../../ffi/status.ts";
 import { sourcesText } from "../../tasks/sources.ts";
 
@@ -74,7 +74,10 @@ Deno.test("a lock left by a dead process is taken over", async () => {
     await Deno.mkdir(`${dir}/.lock`);
     await Deno.writeTextFile(`${dir}/.lock/pid`, "999999999");
     const sourceRoot = new URL(`file://${dir}/missing/`);
-    await assert.rejects(() => buildIntoCache({ dir, sourceRoot, log: () => {}, lockTimeoutMs: 2000 }), /SOURCES/); // past the lock, not a lock timeout
+    await assert.rejects(
+      () => buildIntoCache({ dir, sourceRoot, log: () => {}, lockTimeoutMs: 2000 }),
+      /SOURCES/,
+    ); // past the lock, not a lock timeout
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -10,7 +10,13 @@ let comm: Comm;
 try {
   comm = await Comm.create({ rank, worldSize, store, runId, timeoutMs });
 } catch (e) {
-  console.log(JSON.stringify({ error: (e as Error).message, code: (e as { code?: string }).code, ms: performance.now() - started }));
+  console.log(
+    JSON.stringify({
+      error: (e as Error).message,
+      code: (e as { code?: string }).code,
+      ms: performance.now() - started,
+    }),
+  );
   Deno.exit(3);
 }
 console.log(JSON.stringify({ joined: true, ms: performance.now() - started }));
@@ -37,9 +43,18 @@ if (scenario === "all") {
   const g1 = new Float32Array(5).fill(rank + 1), g2 = new Float32Array([rank * 2, 1]);
   await comm.allReduceGrads([g1, g2], { bucketElems: 3 });
   Object.assign(out, {
-    sum: [...sum], max: [...max], isum: [...isum].map(String), gathered: [...gathered],
-    gatheredI: [...gatheredI].map(String), v: [...v.data], vCounts: v.counts, empty: [...empty.data],
-    b: [...b], bi: [...bi].map(String), g1: [...g1], g2: [...g2],
+    sum: [...sum],
+    max: [...max],
+    isum: [...isum].map(String),
+    gathered: [...gathered],
+    gatheredI: [...gatheredI].map(String),
+    v: [...v.data],
+    vCounts: v.counts,
+    empty: [...empty.data],
+    b: [...b],
+    bi: [...bi].map(String),
+    g1: [...g1],
+    g2: [...g2],
   });
 } else if (scenario === "sum") {
   const x = new Float32Array([rank + 1]);

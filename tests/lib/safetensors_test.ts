@@ -64,7 +64,9 @@ Deno.test("(b) an unpadded 54-byte header puts F32 data at byte 62; it is copied
 
 Deno.test("(c) a scalar I64 with shape [] is a 0-d tensor holding 1234", () => {
   const data = new Uint8Array(new BigInt64Array([1234n]).buffer);
-  const { tensors } = parseSafetensors(fileBytes(`{"s":{"dtype":"I64","shape":[],"data_offsets":[0,8]}}`, data));
+  const { tensors } = parseSafetensors(
+    fileBytes(`{"s":{"dtype":"I64","shape":[],"data_offsets":[0,8]}}`, data),
+  );
   const s = tensors.get("s")!;
   assert.deepEqual(s.shape, []);
   assert.equal(s.data.length, 1);
@@ -85,14 +87,21 @@ Deno.test("(e) checkpoint metadata is written as strings and parsed back as inte
   const dir = await Deno.makeTempDir();
   try {
     const path = `${dir}/ckpt.safetensors`;
-    await writeSafetensors(path, { w: fromFloat32([1, 2], [2]) }, { epoch: 3, world_size: "2", num_classes: 10 });
+    await writeSafetensors(path, { w: fromFloat32([1, 2], [2]) }, {
+      epoch: 3,
+      world_size: "2",
+      num_classes: 10,
+    });
     const raw = headerOf(await Deno.readFile(path)).json;
     assert.deepEqual(raw.__metadata__, { epoch: "3", world_size: "2", num_classes: "10" });
     const { metadata } = await readSafetensors(path);
     assert.equal(metadataInt(metadata, "epoch"), 3);
     assert.equal(metadataInt(metadata, "world_size"), 2);
     assert.equal(metadataInt(metadata, "num_classes"), 10);
-    assert.throws(() => metadataInt({ epoch: "3.5" }, "epoch", `"x"`), /Cannot read metadata "epoch" of "x": "3.5" is not an integer/);
+    assert.throws(
+      () => metadataInt({ epoch: "3.5" }, "epoch", `"x"`),
+      /Cannot read metadata "epoch" of "x": "3.5" is not an integer/,
+    );
     assert.throws(() => metadataInt({ epoch: "three" }, "epoch"), /"three" is not an integer/);
     assert.throws(() => metadataInt({}, "epoch"), /"epoch" of file: the key is missing/);
   } finally {
@@ -102,7 +111,10 @@ Deno.test("(e) checkpoint metadata is written as strings and parsed back as inte
 
 Deno.test("non-string metadata in a file is refused with its key", () => {
   const bytes = fileBytes(`{"__metadata__":{"epoch":3}}`);
-  assert.throws(() => parseSafetensors(bytes, `"m.safetensors"`), /Cannot read safetensors "m.safetensors": metadata "epoch" is 3, expected a string/);
+  assert.throws(
+    () => parseSafetensors(bytes, `"m.safetensors"`),
+    /Cannot read safetensors "m.safetensors": metadata "epoch" is 3, expected a string/,
+  );
   assert.throws(() => serializeSafetensors({}, { bad: {} as unknown as string }), TypeError);
 });
 
@@ -141,19 +153,28 @@ Deno.test("our writer pads the header to 8 bytes and aligns every tensor to its 
 });
 
 Deno.test("F16 and BF16 encode with round-to-nearest-even and decode exactly", () => {
-  assert.deepEqual([...toFloat32(fromFloat32([1 + 2 ** -11, 1 + 3 * 2 ** -11, 70000, 2 ** -24, -0.1], [5], "F16"))], [
+  assert.deepEqual([
+    ...toFloat32(fromFloat32([1 + 2 ** -11, 1 + 3 * 2 ** -11, 70000, 2 ** -24, -0.1], [5], "F16")),
+  ], [
     1,
     1 + 2 ** -9,
     Infinity,
     2 ** -24,
     Math.fround(-0.0999755859375),
   ]);
-  assert.deepEqual([...toFloat32(fromFloat32([1 + 2 ** -8, 1 + 3 * 2 ** -8, -2.5], [3], "BF16"))], [1, 1 + 2 ** -6, -2.5]);
+  assert.deepEqual([...toFloat32(fromFloat32([1 + 2 ** -8, 1 + 3 * 2 ** -8, -2.5], [3], "BF16"))], [
+    1,
+    1 + 2 ** -6,
+    -2.5,
+  ]);
 });
 
 Deno.test("an unknown dtype is named in the error, reading and writing", () => {
   const bytes = fileBytes(`{"q":{"dtype":"F8_E9","shape":[1],"data_offsets":[0,1]}}`, new Uint8Array(1));
-  assert.throws(() => parseSafetensors(bytes), /tensor "q": unknown dtype "F8_E9" \(expected one of F64, F32/);
+  assert.throws(
+    () => parseSafetensors(bytes),
+    /tensor "q": unknown dtype "F8_E9" \(expected one of F64, F32/,
+  );
   const bad = { q: { dtype: "Q4", shape: [1], data: new Uint8Array(1) } as unknown as Tensor };
   assert.throws(() => serializeSafetensors(bad), /Cannot write tensor "q": unknown dtype "Q4"/);
 });
@@ -165,15 +186,30 @@ Deno.test("malformed files are refused with the reason", () => {
   assert.throws(() => parseSafetensors(huge), /header length 1000 exceeds the 8 bytes after it/);
   assert.throws(() => parseSafetensors(fileBytes("[1]")), /the header is not a JSON object/);
   assert.throws(
-    () => parseSafetensors(fileBytes(`{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}`, new Uint8Array(8))),
+    () =>
+      parseSafetensors(
+        fileBytes(`{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}`, new Uint8Array(8)),
+      ),
     /tensor "w" spans 8 bytes, but F32 \[3\] needs 12/,
   );
   assert.throws(
-    () => parseSafetensors(fileBytes(`{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}`, new Uint8Array(8))),
+    () =>
+      parseSafetensors(
+        fileBytes(`{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}`, new Uint8Array(8)),
+      ),
     /tensor "w" ends at data byte 16, but the data section has 8 bytes/,
   );
-  assert.throws(() => serializeSafetensors({ w: { dtype: "F32", shape: [3], data: new Float32Array(2) } }), RangeError);
-  assert.throws(() => serializeSafetensors({ w: { dtype: "F32", shape: [2], data: new Float64Array(2) } as unknown as Tensor }), TypeError);
+  assert.throws(
+    () => serializeSafetensors({ w: { dtype: "F32", shape: [3], data: new Float32Array(2) } }),
+    RangeError,
+  );
+  assert.throws(
+    () =>
+      serializeSafetensors({
+        w: { dtype: "F32", shape: [2], data: new Float64Array(2) } as unknown as Tensor,
+      }),
+    TypeError,
+  );
 });
 
 Deno.test("a failed write leaves the existing file intact and no temporary file behind", async () => {
@@ -182,7 +218,9 @@ Deno.test("a failed write leaves the existing file intact and no temporary file 
     const path = `${dir}/keep.safetensors`;
     await writeSafetensors(path, { w: fromFloat32([1], [1]) });
     const before = await Deno.readFile(path);
-    await assert.rejects(() => writeSafetensors(path, { w: { dtype: "F32", shape: [2], data: new Float32Array(1) } }));
+    await assert.rejects(() =>
+      writeSafetensors(path, { w: { dtype: "F32", shape: [2], data: new Float32Array(1) } })
+    );
     assert.deepEqual(await Deno.readFile(path), before);
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["keep.safetensors"]);
   } finally {
@@ -191,7 +229,11 @@ Deno.test("a failed write leaves the existing file intact and no temporary file 
 });
 
 async function python(script: string, ...args: string[]): Promise<string> {
-  const out = await new Deno.Command("python3", { args: ["-c", script, ...args], stdout: "piped", stderr: "piped" }).output();
+  const out = await new Deno.Command("python3", {
+    args: ["-c", script, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
   const text = new TextDecoder().decode(out.stdout);
   if (!out.success) throw new Error(`python3 failed: ${new TextDecoder().decode(out.stderr)}`);
   return text;
@@ -203,8 +245,9 @@ Deno.test("files round-trip with the Python safetensors package", async () => {
     // Ours → Python: the reference reader accepts the file and sees the same bytes.
     const ours = `${dir}/ours.safetensors`;
     await writeSafetensors(ours, mixed(), { epoch: 3 });
-    const seen = JSON.parse(await python(
-      `import json, sys, safetensors
+    const seen = JSON.parse(
+      await python(
+        `import json, sys, safetensors
 from safetensors import safe_open
 data = open(sys.argv[1], "rb").read()
 out = {name: {"dtype": t["dtype"], "shape": list(t["shape"]), "hex": bytes(t["data"]).hex()} for name, t in safetensors.deserialize(data)}
@@ -212,8 +255,9 @@ with safe_open(sys.argv[1], framework="numpy") as f:
     out["__metadata__"] = f.metadata()
     out["f32_values"] = [float(v) for v in f.get_tensor("f32")]
 print(json.dumps(out))`,
-      ours,
-    ));
+        ours,
+      ),
+    );
     assert.deepEqual(seen.__metadata__, { epoch: "3" });
     assert.deepEqual(seen.f32_values, [1.5, -2.25, 3]);
     for (const [name, t] of Object.entries(mixed())) {

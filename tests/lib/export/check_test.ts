@@ -8,24 +8,41 @@ import { main } from "../../../lib/cli/export.ts";
 // A deliberately wrong ModelProto, written field by field (onnx.proto numbers).
 function valueInfo(name: string, elem: number, dims: (number | string)[]): ProtoWriter {
   const shape = new ProtoWriter();
-  for (const d of dims) shape.message(1, typeof d === "string" ? new ProtoWriter().string(2, d) : new ProtoWriter().int(1, d));
-  return new ProtoWriter().string(1, name).message(2, new ProtoWriter().message(1, new ProtoWriter().int(1, elem).message(2, shape)));
+  for (const d of dims) {
+    shape.message(1, typeof d === "string" ? new ProtoWriter().string(2, d) : new ProtoWriter().int(1, d));
+  }
+  return new ProtoWriter().string(1, name).message(
+    2,
+    new ProtoWriter().message(1, new ProtoWriter().int(1, elem).message(2, shape)),
+  );
 }
 
 function wrongModel(): Uint8Array {
   const graph = new ProtoWriter()
-    .message(1, new ProtoWriter().string(1, "data").string(1, "shape").string(2, "r").string(3, "reshape").string(4, "Reshape"))
-    .message(5, new ProtoWriter().packedInts(1, [2]).int(2, 7).string(8, "shape").bytes(9, new Uint8Array(16)))
+    .message(
+      1,
+      new ProtoWriter().string(1, "data").string(1, "shape").string(2, "r").string(3, "reshape").string(
+        4,
+        "Reshape",
+      ),
+    )
+    .message(
+      5,
+      new ProtoWriter().packedInts(1, [2]).int(2, 7).string(8, "shape").bytes(9, new Uint8Array(16)),
+    )
     .message(11, valueInfo("data", 1, [1, 3, 112, 112]))
     .message(11, valueInfo("mask", 1, ["N", 1]))
     .message(12, valueInfo("r", 1, ["N", 3, 12544]))
     .message(12, valueInfo("norm", 10, ["N"]));
-  return new ProtoWriter().int(1, 7).message(7, graph).message(8, new ProtoWriter().string(1, "").int(2, 9)).finish();
+  return new ProtoWriter().int(1, 7).message(7, graph).message(8, new ProtoWriter().string(1, "").int(2, 9))
+    .finish();
 }
 
 Deno.test("check: an exported backbone passes and reports its figures", () => {
   const weights = new Map(
-    [...expectedTensors("mbf", 256)].map(([k, s]) => [k, { shape: s, data: new Float32Array(s.reduce((a, b) => a * b, 1)) }]),
+    [...expectedTensors("mbf", 256)].map((
+      [k, s],
+    ) => [k, { shape: s, data: new Float32Array(s.reduce((a, b) => a * b, 1)) }]),
   );
   const bytes = exportOnnx("mbf", 256, weights);
   const r = checkOnnx(bytes);
@@ -57,7 +74,8 @@ Deno.test("check: fixed batch, 3-D output, float16 input and garbage bytes", () 
     .message(1, new ProtoWriter().string(1, "data").string(2, "y").string(3, "id").string(4, "Identity"))
     .message(11, valueInfo("data", 10, [8, 3, 112, 112]))
     .message(12, valueInfo("y", 1, ["N", 3, 12544]));
-  const bytes = new ProtoWriter().int(1, 7).message(7, graph).message(8, new ProtoWriter().int(2, 13)).finish();
+  const bytes = new ProtoWriter().int(1, 7).message(7, graph).message(8, new ProtoWriter().int(2, 13))
+    .finish();
   assert.deepEqual(checkOnnx(bytes).violations, [
     'input "data" is float16: expected float32',
     'input "data" has a fixed batch of 8: expected a symbolic batch dimension',
@@ -65,7 +83,10 @@ Deno.test("check: fixed batch, 3-D output, float16 input and garbage bytes", () 
   ]);
   const bad = checkOnnx(new Uint8Array([0x0a, 0xff, 0x01, 0x02]));
   assert.equal(bad.violations.length, 1);
-  assert.match(bad.violations[0], /not a readable ONNX model \(Cannot decode protobuf: field 1 needs 255 bytes, 1 left\)/);
+  assert.match(
+    bad.violations[0],
+    /not a readable ONNX model \(Cannot decode protobuf: field 1 needs 255 bytes, 1 left\)/,
+  );
 });
 
 Deno.test("check: export --check exits 1 on a wrong model and 0 on a good one", async () => {
@@ -74,7 +95,9 @@ Deno.test("check: export --check exits 1 on a wrong model and 0 on a good one", 
     await Deno.writeFile(`${dir}/bad.onnx`, wrongModel());
     assert.equal(await main(["--check", `${dir}/bad.onnx`]), 1);
     const weights = new Map(
-      [...expectedTensors("mbf", 64)].map(([k, s]) => [k, { shape: s, data: new Float32Array(s.reduce((a, b) => a * b, 1)) }]),
+      [...expectedTensors("mbf", 64)].map((
+        [k, s],
+      ) => [k, { shape: s, data: new Float32Array(s.reduce((a, b) => a * b, 1)) }]),
     );
     await Deno.writeFile(`${dir}/good.onnx`, exportOnnx("mbf", 64, weights));
     assert.equal(await main(["--check", `${dir}/good.onnx`]), 0);

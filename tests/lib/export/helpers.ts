@@ -13,7 +13,10 @@ export async function sh(cmd: string, args: string[]): Promise<string> {
 }
 
 /** Writes a reference model with torch_ref.py into a new temp dir and returns the dir. */
-export async function makeReference(network: string, opts: { form?: string; batch?: number; numFeatures?: number } = {}) {
+export async function makeReference(
+  network: string,
+  opts: { form?: string; batch?: number; numFeatures?: number } = {},
+) {
   const dir = await Deno.makeTempDir({ prefix: `afc_${network}_` });
   await sh(TORCH_PYTHON, [
     `${here}torch_ref.py`,

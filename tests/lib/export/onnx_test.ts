@@ -34,7 +34,9 @@ Deno.test("onnx: parameter and MAC counts of the exported graphs", () => {
   const counts: Record<string, [number, number]> = {};
   for (const net of ["r18", "r50", "mbf"]) {
     const weights = new Map(
-      [...expectedTensors(net, 512)].map(([k, s]) => [k, { shape: s, data: new Float32Array(s.reduce((a, b) => a * b, 1)) }]),
+      [...expectedTensors(net, 512)].map((
+        [k, s],
+      ) => [k, { shape: s, data: new Float32Array(s.reduce((a, b) => a * b, 1)) }]),
     );
     const r = checkOnnx(exportOnnx(net, 512, weights));
     assert.deepEqual(r.violations, []);
@@ -48,13 +50,18 @@ Deno.test("onnx: parameter and MAC counts of the exported graphs", () => {
 
 Deno.test("onnx: missing or misshapen tensors are refused by name", () => {
   const weights = new Map(
-    [...expectedTensors("mbf", 128)].map(([k, s]) => [k, { shape: s, data: new Float32Array(s.reduce((a, b) => a * b, 1)) }]),
+    [...expectedTensors("mbf", 128)].map((
+      [k, s],
+    ) => [k, { shape: s, data: new Float32Array(s.reduce((a, b) => a * b, 1)) }]),
   );
   const kept = weights.get("conv_sep.layers.1.running_var")!;
   weights.delete("conv_sep.layers.1.running_var");
   assert.throws(() => buildGraph("mbf", 128, weights), /tensor "conv_sep.layers.1.running_var" is missing/);
   weights.set("conv_sep.layers.1.running_var", kept);
-  assert.throws(() => buildGraph("mbf", 512, weights), /"features.layers.2.weight" has shape \[128,512\], expected \[512,512\]/);
+  assert.throws(
+    () => buildGraph("mbf", 512, weights),
+    /"features.layers.2.weight" has shape \[128,512\], expected \[512,512\]/,
+  );
   assert.throws(() => buildGraph("r999", 512, weights), /Unknown network "r999"/);
 });
 

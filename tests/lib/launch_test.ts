@@ -1,0 +1,98 @@
+import assert from "node:assert/strict";
+import { worldFromEnv } from "../../lib/launch.ts";
+import { readSafetensors } from "../../lib/safetensors.ts";
+
+const root = new URL("../..", import.meta.url).pathname;
+
+Deno.test("world from torchrun's environment, Slurm's, and none", () => {
+  assert.deepEqual(
+    worldFromEnv({
+      RANK: "3",
+      WORLD_SIZE: "4",
+      LOCAL_RANK: "1",
+      LOCAL_WORLD_SIZE: "2",
+      MASTER_ADDR: "10.0.0.1",
+      MASTER_PORT: "6379",
+      TORCHELASTIC_RUN_ID: "job7",
+    }),
+    {
+      rank: 3,
+      worldSize: 4,
+      localRank: 1,
+      localWorldSize: 2,
+      store: "redis://10.0.0.1:6379",
+      runId: "job7",
+      timeoutMs: 300000,
+      address: undefined,
+    },
+  );
+  const slurm = worldFromEnv({
+    SLURM_PROCID: "5",
+    SLURM_NTASKS: "8",
+    SLURM_LOCALID: "1",
+    SLURM_NTASKS_PER_NODE: "4(x2)",
+    SLURM_JOB_ID: "991",
+    ARCFACE_RDZV: "/shared/rdzv",
+  });
+  assert.deepEqual(
+    [slurm.rank, slurm.worldSize, slurm.localRank, slurm.localWorldSize, slurm.store, slurm.runId],
+    [5, 8, 1, 4, "/shared/rdzv", "991"],
+  );
+  const one = worldFromEnv({});
+  assert.deepEqual([one.rank, one.worldSize, one.localRank, one.localWorldSize], [0, 1, 0, 1]);
+});
+
+Deno.test("a bad or incomplete launch environment is named", () => {
+  assert.throws(() => worldFromEnv({ RANK: "2", WORLD_SIZE: "2" }), /rank 2 of world size 2/);
+  assert.throws(
+    () => worldFromEnv({ RANK: "x", WORLD_SIZE: "2" }),
+    /RANK="x": expected a non-negative integer/,
+  );
+  assert.throws(() => worldFromEnv({ RANK: "0", WORLD_SIZE: "2" }), /no rendezvous store \(set ARCFACE_RDZV/);
+});
+
+async function launch(args: string[]): Promise<{ code: number; text: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${root}cli.ts`, "launch", ...args],
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, text: dec.decode(out.stdout) + dec.decode(out.stderr) };
+}
+
+Deno.test("launch: 2 ranks train one epoch; rank 0 logs, every rank writes its Partial FC shard", async () => {
+  const out = await Deno.makeTempDir();
+  const r = await launch([
+    "--nproc-per-node=2",
+    "--timeout-s=120",
+    "configs/orl_mbf.yaml",
+    "--num_epoch=1",
+    "--warmup_epoch=0",
+    "--num_image=60",
+    "--batch_size=15",
+    "--val_targets=[]",
+    "--frequent=1",
+    "--save_all_states=true",
+    `--output=${out}`,
+  ]);
+  assert.equal(r.code, 0, r.text);
+  assert.match(r.text, /Ranks: 2, threads per rank: 1/);
+  assert.equal([...r.text.matchAll(/Global Step: \d+/g)].length, 2, r.text); // rank 0 only
+  const shards = await Promise.all(
+    [0, 1].map((k) => readSafetensors(`${out}/checkpoint_rank${k}.safetensors`)),
+  );
+  assert.deepEqual(shards.map((s) => s.tensors.get("pfc.weight")!.shape), [[15, 512], [15, 512]]);
+  assert.deepEqual(
+    shards.map((s) => JSON.parse(s.metadata.arcface_checkpoint).class_start),
+    [0, 15],
+  );
+});
+
+Deno.test("launch: one rank's failure stops the others with its message and exit code", async () => {
+  const r = await launch(["--nproc-per-node=2", "--timeout-s=60", "configs/orl_mbf.yaml", "--num_classes=5"]);
+  assert.equal(r.code, 1, r.text);
+  assert.match(r.text, /largest label is 29 but num_classes is 5/);
+  assert.match(r.text, /Rank [01] failed \(exit code 1\): stopping the other ranks/);
+});
