@@ -4,6 +4,7 @@ import { train, verificationPaths } from "../../lib/trainer.ts";
 import { checkpointPath } from "../../lib/checkpoint.ts";
 import { readSafetensors, toFloat32 } from "../../lib/safetensors.ts";
 import { AfcError } from "../../ffi/status.ts";
+import { Model } from "../../lib/model.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 
@@ -52,7 +53,8 @@ Deno.test("training writes the seed's log lines, the model and a checkpoint; los
   assert.equal(losses.length, 6);
   assert.ok(losses[5] < losses[0], `loss should fall over 6 steps: ${losses}`);
   const model = await weights(`${out}/model.safetensors`);
-  assert.ok(model.has("conv1.conv.weight") || model.has("features.weight"));
+  using fresh = Model.create({ network: "mbf", maxBatch: 2 });
+  assert.deepEqual([...model.keys()].sort(), fresh.tensors().map((t) => t.name).sort());
   const ckpt = await readSafetensors(checkpointPath(out, 0));
   assert.deepEqual(ckpt.tensors.get("pfc.weight")!.shape, [30, 512]);
   const meta = JSON.parse(ckpt.metadata.arcface_checkpoint);
@@ -142,7 +144,12 @@ Deno.test("verification runs on the shipped ORL set with the seed's lines; a mis
   assert.match(log, /\[orl_val\]\[2\]XNorm: [\d.]+/);
   assert.match(log, /\[orl_val\]\[2\]Accuracy-Flip: 0\.\d{5}\+-0\.\d{5}/);
   assert.match(log, /\[orl_val\]\[2\]Accuracy-Highest: 0\.\d{5}/);
+  // Two steps in, the running batch-norm statistics are far from settled: the figures are
+  // real but low (the default run reaches about 0.9 after 300 steps).
   const v = result.verification.orl_val;
-  assert.ok(v.accuracy > 0.5 && v.accuracy <= 1, `accuracy ${v.accuracy}`);
+  assert.ok(
+    v.accuracy >= 0.5 && v.accuracy <= 1 && v.highest === v.accuracy && v.xnorm > 0,
+    JSON.stringify(v),
+  );
   assert.equal(v.step, 2);
 });
