@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string>
 
 #include "core/error.h"
 
@@ -47,14 +48,23 @@ tjhandle tj_dec() {
   return tj.dec;
 }
 
+// A TurboJPEG handle that failed mid-header keeps state that makes the next, valid image
+// read as having no frame; every failure therefore drops the thread's handle.
+[[noreturn]] void jpeg_fail(const char *what, int64_t n, const char *detail) {
+  const std::string text = detail;
+  tjDestroy(tj.dec);
+  tj.dec = nullptr;
+  AFC_FAIL(AFC_ERR_FORMAT, "%s (%lld bytes): %s", what, (long long)n, text.c_str());
+}
+
 void jpeg_header(const uint8_t *b, int64_t n, int *w, int *h, int *grey) {
   int subsamp = 0, cs = 0;
   *w = *h = 0;
   if (tjDecompressHeader3(tj_dec(), b, (unsigned long)n, w, h, &subsamp, &cs) != 0)
-    AFC_FAIL(AFC_ERR_FORMAT, "corrupt JPEG header (%lld bytes): %s", (long long)n, tjGetErrorStr2(tj.dec));
+    jpeg_fail("corrupt JPEG header", n, tjGetErrorStr2(tj.dec));
   // A header cut short can "succeed" without a frame: no size means no image.
-  AFC_CHECK(*w > 0 && *h > 0 && *w <= 65535 && *h <= 65535, AFC_ERR_FORMAT,
-            "corrupt JPEG (%lld bytes): no frame header (truncated file?)", (long long)n);
+  if (!(*w > 0 && *h > 0 && *w <= 65535 && *h <= 65535))
+    jpeg_fail("corrupt JPEG", n, "no frame header (truncated file?)");
   *grey = cs == TJCS_GRAY;
 }
 
@@ -157,7 +167,7 @@ void jpeg_decode(const uint8_t *b, int64_t n, Image &out, bool want_rgb) {
       // Warnings are tolerated (real datasets hold many slightly odd files), a truncated
       // file is not: libjpeg reports it as the warning "Premature end of JPEG file".
       (tjGetErrorCode(tj.dec) == TJERR_FATAL || strstr(tjGetErrorStr2(tj.dec), "Premature end")))
-    AFC_FAIL(AFC_ERR_FORMAT, "corrupt JPEG (%lld bytes): %s", (long long)n, tjGetErrorStr2(tj.dec));
+    jpeg_fail("corrupt JPEG", n, tjGetErrorStr2(tj.dec));
 }
 
 }  // namespace

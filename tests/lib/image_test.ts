@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { decodeImage, encodeJpeg, imageInfo, resizeImage } from "../../lib/image.ts";
 import type { AfcError } from "../../ffi/mod.ts";
+import { readBin } from "../../lib/verification.ts";
 
 const ascii = (s: string) => new TextEncoder().encode(s);
 
@@ -117,4 +118,14 @@ Deno.test("bad images fail with a clear error", () => {
   const jpeg = encodeJpeg(new Uint8Array(32 * 32 * 3).fill(90), 32, 32, 90);
   assert.throws(() => decodeImage(jpeg.slice(0, jpeg.length / 2)), (e: AfcError) => /JPEG/.test(e.message));
   assert.throws(() => resizeImage(new Uint8Array(3), 1, 1, 0, 1), RangeError);
+});
+
+Deno.test("a JPEG whose header fails to parse does not spoil the next image on the same thread", async () => {
+  const set = await readBin(new URL("../../data/orl_val.bin", import.meta.url).pathname);
+  const good = set.images[0] as Uint8Array<ArrayBuffer>;
+  assert.deepEqual(imageInfo(good), { width: 112, height: 112, channels: 3 });
+  // Cut inside the entropy tables: TurboJPEG reports an invalid header.
+  assert.throws(() => imageInfo(good.slice(0, 600)), /corrupt JPEG header \(600 bytes\)/);
+  assert.deepEqual(imageInfo(good), { width: 112, height: 112, channels: 3 });
+  assert.equal(decodeImage(good).length, 112 * 112 * 3);
 });
