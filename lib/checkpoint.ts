@@ -16,14 +16,18 @@ import type { PartialFC } from "./head.ts";
 
 /** The training state stored next to the tensors. */
 export interface TrainState {
-  /** Epochs completed (training resumes at this epoch). */
+  /** The epoch training resumes in. */
   epoch: number;
+  /** Micro-batches of that epoch already used (0 at an epoch boundary). */
+  microBatch: number;
   /** Optimizer steps taken. */
   globalStep: number;
   /** The LR scheduler's counter (torch's last_epoch). */
   schedulerLastEpoch: number;
   /** The dynamic loss scale (1 when fp16 is off). */
   lossScale: number;
+  /** The resolved configuration of the run that wrote it, for the record. */
+  config?: unknown;
 }
 
 interface ShardMeta {
@@ -38,7 +42,26 @@ interface ShardMeta {
   pfc_rng: string;
   pfc_optim_steps: number;
   model_optim_steps: number;
+  /** SHA-256 over the per-tensor SHA-256 digests, in file order. */
+  checksum: string;
   state: TrainState;
+}
+
+/** A digest of every tensor's bytes, so that a damaged file is refused, never half-loaded. */
+async function checksum(tensors: Map<string, Tensor>): Promise<string> {
+  const parts: Uint8Array[] = [];
+  for (const [name, t] of [...tensors].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    parts.push(new TextEncoder().encode(name), new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
+  }
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    all.set(p, off);
+    off += p.length;
+  }
+  return [...new Uint8Array(await crypto.subtle.digest("SHA-256", all))]
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 const FILE = /^checkpoint_rank(\d+)\.safetensors$/;
@@ -93,6 +116,7 @@ export async function saveCheckpoint(
     pfc_rng: counters.rng.toString(),
     pfc_optim_steps: counters.optimSteps,
     model_optim_steps: model.optimSteps,
+    checksum: await checksum(tensors),
     state,
   };
   const path = checkpointPath(dir, rank);
@@ -115,6 +139,12 @@ async function readShard(path: string): Promise<Shard> {
   } catch {
     throw new AfcError(
       `Cannot resume from "${path}": it has no arcface checkpoint metadata (is it a model.safetensors? resume needs checkpoint_rank<r>.safetensors)`,
+      Status.FORMAT,
+    );
+  }
+  if (meta.checksum !== await checksum(f.tensors)) {
+    throw new AfcError(
+      `Cannot resume from "${path}": its tensors do not match the checksum written with them (the file is damaged; resume from an intact copy or start again)`,
       Status.FORMAT,
     );
   }

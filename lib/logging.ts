@@ -10,11 +10,16 @@ export class TrainLog {
   #file: Deno.FsFile | null = null;
   #encoder = new TextEncoder();
   readonly #console: boolean;
+  readonly #sink?: (line: string) => void;
 
-  /** Logs to the console (when `console`) and, when `path` is given, appends to that file. */
-  constructor(path: string | null, console = true) {
+  /**
+   * Logs to the console (when `console`), appends to the file `path` when given, and hands
+   * every line to `sink`.
+   */
+  constructor(path: string | null, console = true, sink?: (line: string) => void) {
     if (path) this.#file = Deno.openSync(path, { create: true, append: true });
     this.#console = console;
+    this.#sink = sink;
   }
 
   /** One line. */
@@ -30,6 +35,7 @@ export class TrainLog {
   }
 
   #write(message: string): void {
+    this.#sink?.(message);
     if (!this.#file) return;
     const stamp = new Date().toISOString().replace("T", " ").slice(0, 23);
     this.#file.writeSync(this.#encoder.encode(`Training: ${stamp}-${message}\n`));

@@ -23,6 +23,8 @@ import { loadCheckpoint, saveCheckpoint, type TrainState } from "./checkpoint.ts
 import { type DecodedSet, decodeSet, readBin, verify } from "./verification.ts";
 import { EventWriter } from "./tensorboard.ts";
 import type { Comm } from "./comm.ts";
+import { linePlot } from "./plot.ts";
+import { writeAtomic } from "./export/state_dict.ts";
 
 /** Where this process stands among the training processes. */
 export interface World {
@@ -42,8 +44,13 @@ export interface TrainOptions {
   world?: World;
   /** Print log lines on the console (default: rank 0 only). */
   console?: boolean;
-  /** Stops the run after the current step (the checkpoint of the last finished epoch stays). */
+  /**
+   * Stops the run at the next optimizer-step boundary and writes a checkpoint there, which
+   * `resume: true` continues from exactly.
+   */
   signal?: AbortSignal;
+  /** Receives every log line (after the console and training.log). */
+  onLog?: (line: string) => void;
 }
 
 /** Verification figures of one set at the end of training. */
@@ -129,7 +136,11 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
   }
   const out = config.derived.outputDir;
   await Deno.mkdir(out, { recursive: true });
-  using log = new TrainLog(rank === 0 ? `${out}/training.log` : null, options.console ?? rank === 0);
+  using log = new TrainLog(
+    rank === 0 ? `${out}/training.log` : null,
+    options.console ?? rank === 0,
+    options.onLog,
+  );
   const threads = config.threads || defaultThreads(world);
   const d = config.derived;
 
@@ -190,10 +201,12 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
     }) of ${config.num_classes}`,
   );
 
-  let state: TrainState = { epoch: 0, globalStep: 0, schedulerLastEpoch: -1, lossScale: 1 };
+  let state: TrainState = { epoch: 0, microBatch: 0, globalStep: 0, schedulerLastEpoch: -1, lossScale: 1 };
   if (config.resume) {
     state = await loadCheckpoint(out, rank, config.optimizer, model, pfc);
-    log.info(`Resumed from "${out}" at epoch ${state.epoch}, step ${state.globalStep}`);
+    log.info(
+      `Resumed from "${out}" at epoch ${state.epoch} (micro-batch ${state.microBatch}), step ${state.globalStep}`,
+    );
   }
   const scheduler = new PolyScheduler({
     baseLr: config.lr,
@@ -244,12 +257,24 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
   const runStart = performance.now();
   let runSamples = 0;
   let { globalStep, epoch } = state;
-  let verifiedAt = -1;
+  let verifiedAt = -1, stopped = false;
+  const curve: { step: number[]; loss: number[] } = { step: [], loss: [] };
+  const snapshot = (micro: number) => ({
+    epoch: micro === d.microBatchesPerEpoch ? epoch + 1 : epoch,
+    microBatch: micro === d.microBatchesPerEpoch ? 0 : micro,
+    globalStep,
+    schedulerLastEpoch: scheduler.lastEpoch,
+    lossScale: state.lossScale,
+    config,
+  });
 
   try {
-    for (; epoch < config.num_epoch && !options.signal?.aborted; epoch++) {
+    for (; epoch < config.num_epoch && !stopped; epoch++) {
       await loader.setEpoch(epoch);
-      for (let micro = 0; micro < d.microBatchesPerEpoch; micro++) {
+      // A run stopped mid-epoch resumes after the micro-batches it had used.
+      const skip = epoch === state.epoch ? state.microBatch : 0;
+      for (let i = 0; i < skip; i++) await loader.next(input, labels);
+      for (let micro = skip; micro < d.microBatchesPerEpoch; micro++) {
         const n = await loader.next(input, labels);
         if (n !== config.batch_size) {
           throw new AfcError(
@@ -308,6 +333,8 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
           );
           await events?.scalar("learning_rate", scheduler.lr, globalStep);
           await events?.scalar("loss", lastLoss, globalStep);
+          curve.step.push(globalStep);
+          curve.loss.push(lastLoss);
           windowLoss = 0;
           windowCount = 0;
           windowSamples = 0;
@@ -318,24 +345,48 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
           await runVerification(globalStep);
           verifiedAt = globalStep;
         }
-        if (options.signal?.aborted) break;
+        if (options.signal?.aborted) {
+          stopped = true;
+          const path = await saveCheckpoint(
+            out,
+            rank,
+            worldSize,
+            config.optimizer,
+            model,
+            pfc,
+            snapshot(micro + 1),
+          );
+          log.info(`Stopped at step ${globalStep}: "${path}" continues it with --resume=true`);
+          break;
+        }
       }
-      if (options.signal?.aborted) break;
-      state = {
-        epoch: epoch + 1,
-        globalStep,
-        schedulerLastEpoch: scheduler.lastEpoch,
-        lossScale: state.lossScale,
-      };
+      if (stopped) break;
       if (config.save_all_states) {
-        await saveCheckpoint(out, rank, worldSize, config.optimizer, model, pfc, state);
+        await saveCheckpoint(
+          out,
+          rank,
+          worldSize,
+          config.optimizer,
+          model,
+          pfc,
+          snapshot(d.microBatchesPerEpoch),
+        );
       }
       if (rank === 0) await model.save(`${out}/model.safetensors`);
     }
     if (windowCount > 0) lastLoss = windowLoss / windowCount;
-    if (verifiedAt !== globalStep && !options.signal?.aborted) await runVerification(globalStep);
+    if (verifiedAt !== globalStep && !stopped) await runVerification(globalStep);
   } finally {
     events?.close();
+  }
+  if (rank === 0 && curve.step.length > 1) {
+    const png = await linePlot({
+      series: [{ x: curve.step, y: curve.loss, label: "loss" }],
+      xLabel: "step",
+      yLabel: "loss",
+      title: `${config.network} on ${config.rec}`,
+    });
+    await writeAtomic(`${out}/loss.png`, png);
   }
   const modelPath = `${out}/model.safetensors`;
   if (rank === 0) await model.save(modelPath);

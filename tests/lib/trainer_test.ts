@@ -72,8 +72,38 @@ Deno.test("resume restores everything: 1 epoch + 1 resumed epoch equals 2 epochs
     await weights(`${straight}/model.safetensors`),
     await weights(`${split}/model.safetensors`),
   );
-  assert.ok(diff < 1e-5, `resumed weights differ by ${diff}`);
-  assert.ok(Math.abs(a.loss - b.loss) < 1e-4, `loss ${a.loss} vs ${b.loss}`);
+  assert.equal(diff, 0, `resumed weights differ by ${diff}`);
+  assert.equal(a.loss, b.loss);
+});
+
+Deno.test("a run stopped mid-epoch leaves a checkpoint that resumes bit-exactly; onLog sees every line", async () => {
+  const straight = await Deno.makeTempDir(), split = await Deno.makeTempDir();
+  const cfg = { num_image: 90 }; // 3 steps per epoch, 6 in all
+  await train(tiny(straight, cfg), { console: false });
+  const stop = new AbortController(), lines: string[] = [];
+  const first = await train(tiny(split, cfg), {
+    console: false,
+    signal: stop.signal,
+    onLog: (line) => {
+      lines.push(line);
+      if (/Global Step: 2 /.test(line)) stop.abort();
+    },
+  });
+  assert.equal(first.steps, 2);
+  assert.ok(lines.some((l) => l.startsWith("Stopped at step 2")), lines.join("\n"));
+  assert.ok(lines.some((l) => l.startsWith("Loss: ArcFace")));
+  const meta = JSON.parse((await readSafetensors(checkpointPath(split, 0))).metadata.arcface_checkpoint);
+  assert.deepEqual([meta.state.epoch, meta.state.microBatch, meta.state.globalStep], [0, 2, 2]);
+  assert.equal(meta.state.config.network, "mbf");
+  const second = await train(tiny(split, { ...cfg, resume: true }), { console: false });
+  assert.equal(second.steps, 6);
+  const diff = maxDiff(
+    await weights(`${straight}/model.safetensors`),
+    await weights(`${split}/model.safetensors`),
+  );
+  assert.equal(diff, 0, `resumed weights differ by ${diff}`);
+  const png = await Deno.readFile(`${straight}/loss.png`);
+  assert.deepEqual([...png.subarray(1, 4)], [80, 78, 71]); // "PNG"
 });
 
 Deno.test("resume without checkpoints, or from a damaged one, fails clearly and keeps the files", async () => {
@@ -92,6 +122,14 @@ Deno.test("resume without checkpoints, or from a damaged one, fails clearly and 
     (e: Error) => e.message.includes(path),
   );
   assert.equal((await Deno.readFile(path)).length, bytes.length - 100);
+  // One flipped bit in the tensor data: the file still parses, the checksum refuses it.
+  const flipped = bytes.slice();
+  flipped[flipped.length - 5] ^= 1;
+  await Deno.writeFile(path, flipped);
+  await assert.rejects(
+    () => train(tiny(out, { resume: true }), { console: false }),
+    (e: Error) => e instanceof AfcError && e.message.includes(path) && /checksum.*damaged/.test(e.message),
+  );
 });
 
 Deno.test("labels beyond num_classes and num_image beyond the data are refused before any step", async () => {
