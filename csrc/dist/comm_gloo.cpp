@@ -88,10 +88,11 @@ struct Store {
 
   gloo::rendezvous::Store &get() { return ns ? *ns : *base; }
 
-  // True when every key is present, without waiting.
+  // True when the key is present, after a wait of about a millisecond (Gloo reads a timeout
+  // of 0 as "wait forever").
   bool has(const std::string &key) {
     try {
-      get().wait({key}, std::chrono::milliseconds(0));
+      get().wait({key}, std::chrono::milliseconds(1));
       return true;
     } catch (const gloo::IoException &) {
       return false;

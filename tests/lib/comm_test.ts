@@ -1,0 +1,115 @@
+// Collectives between real processes (tests/lib/comm_worker.ts), over Gloo's file store.
+import assert from "node:assert/strict";
+
+const worker = new URL("./comm_worker.ts", import.meta.url).pathname;
+
+interface Out {
+  code: number;
+  lines: Record<string, unknown>[];
+  ms: number;
+}
+
+function spawn(args: (string | number)[]) {
+  const start = performance.now();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", worker, ...args.map(String)],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const done = child.output().then((o): Out => ({
+    code: o.code,
+    lines: new TextDecoder().decode(o.stdout).trim().split("\n").filter(Boolean).map((l) => JSON.parse(l)),
+    ms: performance.now() - start,
+  }));
+  return { child, done };
+}
+
+/** Runs every rank of one world and returns their outputs (rank order). */
+function world(
+  scenario: string,
+  store: string,
+  runId: string,
+  size: number,
+  timeoutMs: number,
+  delays: number[] = [],
+) {
+  return Promise.all(
+    Array.from(
+      { length: size },
+      (_, r) => spawn([scenario, store, runId, r, size, timeoutMs, delays[r] ?? 0]).done,
+    ),
+  );
+}
+
+const last = (o: Out) => o.lines[o.lines.length - 1];
+
+Deno.test("3 ranks: sum, max, int64, all-gather (equal, variable, empty), broadcast, averaged gradients", async () => {
+  const store = await Deno.makeTempDir();
+  const outs = await world("all", store, "all-1", 3, 30_000);
+  for (const [rank, o] of outs.entries()) {
+    assert.equal(o.code, 0, JSON.stringify(o.lines));
+    const r = last(o);
+    assert.deepEqual(r.sum, [6, 30, -3]);
+    assert.deepEqual(r.max, [2, 0]);
+    assert.deepEqual(r.isum, ["6", String(3n << 40n)]);
+    assert.deepEqual(r.gathered, [0, 0.5, 1, 1.5, 2, 2.5]);
+    assert.deepEqual(r.gatheredI, ["0", "7", "14"]);
+    assert.deepEqual(r.v, [0, 1, 1, 2, 2, 2]);
+    assert.deepEqual(r.vCounts, [1, 2, 3]);
+    assert.deepEqual(r.empty, [2, 2, 3, 3]);
+    assert.deepEqual(r.b, [42, 42, 42, 42]);
+    assert.deepEqual(r.bi, ["9"]);
+    assert.deepEqual(r.g1, [2, 2, 2, 2, 2]); // (1 + 2 + 3) / 3
+    assert.deepEqual(r.g2, [2, 1], `rank ${rank}`); // (0 + 2 + 4) / 3, 1
+  }
+});
+
+Deno.test("C39: leftovers of a killed run, a late rank 0, a run right after, W = 1, two jobs at once", async () => {
+  const store = await Deno.makeTempDir();
+  // (a) a W = 2 run killed with SIGKILL right after its rendezvous leaves the store populated.
+  const held = [0, 1].map((r) => spawn(["hold", store, "job-a", r, 2, 30_000]));
+  // Wait on the store: its files appear as the ranks join.
+  for (let i = 0; i < 200 && [...Deno.readDirSync(store)].length === 0; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await new Promise((r) => setTimeout(r, 1500));
+  for (const h of held) h.child.kill("SIGKILL");
+  await Promise.all(held.map((h) => h.done));
+
+  // (b) same store, new run id, rank 1 starts 5 s before rank 0.
+  const b = await world("sum", store, "job-b", 2, 30_000, [5000, 0]);
+  assert.deepEqual(b.map((o) => [o.code, last(o).value]), [[0, 3], [0, 3]]);
+  // (c) another run right after.
+  const c = await world("sum", store, "job-c", 2, 30_000);
+  assert.deepEqual(c.map((o) => [o.code, last(o).value]), [[0, 3], [0, 3]]);
+  // (d) W = 1 needs no peer.
+  const d = await world("sum", store, "job-d", 1, 30_000);
+  assert.equal(last(d[0]).value, 1);
+  assert.ok(d[0].ms < 5000, `W = 1 took ${d[0].ms} ms`);
+  // (f) two W = 2 jobs at once on the same store never mix.
+  const [f1, f2] = await Promise.all([
+    world("sum", store, "job-f1", 2, 30_000),
+    world("sum", store, "job-f2", 2, 30_000),
+  ]);
+  assert.deepEqual([...f1, ...f2].map((o) => last(o).value), [3, 3, 3, 3]);
+});
+
+Deno.test("C39 (e): a missing rank fails in about the timeout, naming the store, the rank and the timeout", async () => {
+  const store = await Deno.makeTempDir();
+  const [o] = await Promise.all([spawn(["sum", store, "job-e", 0, 2, 3000]).done]);
+  assert.equal(o.code, 3);
+  const e = last(o) as { error: string; code: string; ms: number };
+  assert.equal(e.code, "TIMEOUT");
+  assert.ok(e.ms >= 2500 && e.ms < 6500, `failed after ${e.ms} ms`);
+  assert.ok(e.error.includes(store), e.error);
+  assert.match(e.error, /rank\(s\) 1 did not arrive/);
+  assert.match(e.error, /within 3000 ms/);
+});
+
+Deno.test("a peer that dies after the rendezvous gives the others an error, not a hang", async () => {
+  const store = await Deno.makeTempDir();
+  const outs = await world("die", store, "job-die", 2, 5000);
+  const r = last(outs[0]) as { error?: string; ms: number };
+  assert.ok(r.error, JSON.stringify(outs[0].lines));
+  assert.ok(r.ms < 8000, `noticed after ${r.ms} ms`);
+});
