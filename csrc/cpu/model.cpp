@@ -5,6 +5,7 @@
 // Activations live in one blocked layout (act_tag()) from the stem convolution to the last
 // batch norm; the only reorders are the flatten before fc (and its gradient). The network
 // input stays plain NCHW: the stem convolution reads it directly.
+#include <sys/mman.h>
 #include <sys/sysinfo.h>
 
 #include <cmath>
@@ -34,17 +35,22 @@ constexpr int64_t kAlign = 64;
 
 int64_t round_up(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
 
+// One zero-filled, page-aligned mapping. Its pages are materialised on first touch, so the
+// parts a run never uses (activation gradients during inference, the space of batches larger
+// than the ones run) cost no resident memory.
 struct Arena {
   float *ptr = nullptr;
   int64_t bytes = 0;
   void alloc(int64_t b, const char *what) {
     bytes = round_up(b > 0 ? b : kAlign, kAlign);
-    ptr = static_cast<float *>(std::aligned_alloc(kAlign, bytes));
-    AFC_CHECK(ptr != nullptr, AFC_ERR_OUT_OF_MEMORY, "cannot allocate the %s arena (%lld bytes)", what,
+    void *p = mmap(nullptr, (size_t)bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    AFC_CHECK(p != MAP_FAILED, AFC_ERR_OUT_OF_MEMORY, "cannot allocate the %s arena (%lld bytes)", what,
               (long long)bytes);
-    std::memset(ptr, 0, bytes);
+    ptr = static_cast<float *>(p);
   }
-  ~Arena() { std::free(ptr); }
+  ~Arena() {
+    if (ptr) munmap(ptr, (size_t)bytes);
+  }
 };
 
 // Byte offsets inside the activation and workspace arenas (shared by every batch size).
