@@ -5,6 +5,8 @@
  * @module
  */
 
+import { ensureLibrary } from "./ffi/load.ts";
+
 type Main = { main(args: string[]): Promise<number> };
 
 /** The commands, each a module exporting `main(args): Promise<number>` (the exit code). */
@@ -42,6 +44,7 @@ export async function run(args: string[]): Promise<number> {
     console.error(`Unknown command "${name}"\n\n${usage()}`);
     return 2;
   }
+  if (!rest.includes("--help") && !rest.includes("-h")) await ensureLibrary();
   return await (await command.load()).main(rest);
 }
 

@@ -10,6 +10,7 @@
  * @module
  */
 export { AfcError, Status } from "./ffi/status.ts";
+export { ensureLibrary } from "./ffi/load.ts";
 export { ConfigError, loadConfig, parseOverrides, SCHEMA, schemaMarkdown } from "./lib/config.ts";
 export type { Config, Derived, LoadOptions, SchemaEntry, UserConfig } from "./lib/config.ts";
 export { train } from "./lib/trainer.ts";

@@ -1,12 +1,14 @@
 /**
  * Finds, opens and checks libarcface. Lookup order: the `ARCFACE_LIB` environment
- * variable, then `build/libarcface.so` next to this checkout. A missing or mismatched
- * library is an `AfcError` that lists what was tried and how to build it.
+ * variable, then `build/libarcface.so` next to this checkout, then this version's build in
+ * the user's cache (made by {@linkcode ensureLibrary} on first use of a remote import). A
+ * missing or mismatched library is an `AfcError` that lists what was tried and how to build it.
  *
  * @module
  */
 import { ABI_VERSION, symbols } from "./symbols.ts";
 import { AfcError, Status } from "./status.ts";
+import { buildIntoCache, cachedLibrary } from "./native_build.ts";
 
 /** The opened library's functions. */
 export type Lib = Deno.DynamicLibrary<typeof symbols>["symbols"];
@@ -20,7 +22,27 @@ export function candidatePaths(): string[] {
   if (env) return [env];
   const url = new URL("../build/libarcface.so", import.meta.url);
   if (url.protocol === "file:") paths.push(decodeURIComponent(url.pathname));
+  const cached = cachedLibrary();
+  if (cached) paths.push(cached);
   return paths;
+}
+
+function exists(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Makes sure a library is there to open: when neither `ARCFACE_LIB`, a checkout build nor a
+ * cached build exists, builds the C sources into the cache (once per version; see
+ * `native_build.ts`). Every entry point (the CLI, `train`) awaits it before the first call.
+ */
+export async function ensureLibrary(): Promise<void> {
+  if (cached || Deno.env.get("ARCFACE_LIB") || candidatePaths().some(exists)) return;
+  await buildIntoCache();
 }
 
 /** Opens the library at `path` and checks its ABI version. */
@@ -51,18 +73,14 @@ export function lib(): Lib {
   if (cached) return cached;
   const tried = candidatePaths();
   for (const path of tried) {
-    try {
-      Deno.statSync(path);
-    } catch {
-      continue;
-    }
+    if (!exists(path)) continue;
     cached = openLibrary(path);
     return cached;
   }
   throw new AfcError(
     `Cannot find libarcface: tried ${
       tried.map((p) => `"${p}"`).join(", ") || "nothing"
-    } (build it with "deno task build", or set ARCFACE_LIB to its path)`,
+    } (build it with "deno task build", or await ensureLibrary() to build it into the cache, or set ARCFACE_LIB to its path)`,
     Status.NOT_FOUND,
   );
 }

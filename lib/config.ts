@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { parse } from "yaml";
+import { parseYaml as parse } from "./deps.ts";
 
 /** The value types a key may have. */
 export type KeyType = "string" | "string?" | "number" | "integer" | "boolean" | "string[]" | "margin";

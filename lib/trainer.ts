@@ -13,6 +13,7 @@
  * @module
  */
 import { AfcError, Status } from "../ffi/status.ts";
+import { ensureLibrary } from "../ffi/load.ts";
 import type { Config } from "./config.ts";
 import { openDataset } from "./data.ts";
 import { clipCoefficient, marginName, Optimizer, PartialFC } from "./head.ts";
@@ -123,6 +124,7 @@ function defaultThreads(world: World): number {
  * which `resume: true` continues from (on any number of ranks).
  */
 export async function train(config: Config, options: TrainOptions = {}): Promise<TrainResult> {
+  await ensureLibrary();
   const world = options.world ?? LOCAL;
   const { rank, worldSize } = world;
   if (worldSize !== config.derived.worldSize) {
