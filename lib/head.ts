@@ -465,7 +465,7 @@ export class PartialFC {
   }
 
   /** Shard rows [row, row + rows) of the class centres (defaults: the whole shard). */
-  readWeight(row = 0, rows = this.numLocal - row): Float32Array {
+  readWeight(row = 0, rows: number = this.numLocal - row): Float32Array {
     const [r, k, n] = this.#rows(row, rows, "read Partial FC weight");
     const out = new Float32Array(n);
     check(
@@ -485,7 +485,7 @@ export class PartialFC {
   }
 
   /** The shard's weight gradient rows. */
-  readGrad(row = 0, rows = this.numLocal - row): Float32Array {
+  readGrad(row = 0, rows: number = this.numLocal - row): Float32Array {
     const [r, k, n] = this.#rows(row, rows, "read Partial FC gradient");
     const out = new Float32Array(n);
     check(
@@ -496,7 +496,7 @@ export class PartialFC {
   }
 
   /** Optimizer state rows (0: momentum / exp_avg, 1: exp_avg_sq). */
-  readState(which: 0 | 1, row = 0, rows = this.numLocal - row): Float32Array {
+  readState(which: 0 | 1, row = 0, rows: number = this.numLocal - row): Float32Array {
     const [r, k, n] = this.#rows(row, rows, "read Partial FC state");
     const out = new Float32Array(n);
     check(
