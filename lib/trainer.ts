@@ -261,6 +261,13 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
   let { globalStep, epoch } = state;
   let verifiedAt = -1, stopped = false;
   const curve: { step: number[]; loss: number[] } = { step: [], loss: [] };
+  // Every rank must stop after the same step: the ranks agree on the flag (a max over ranks).
+  const stopFlag = new Float32Array(1);
+  const stopRequested = async () => {
+    stopFlag[0] = options.signal?.aborted ? 1 : 0;
+    if (world.comm && worldSize > 1) await world.comm.allReduce(stopFlag, "max");
+    return stopFlag[0] > 0;
+  };
   const snapshot = (micro: number) => ({
     epoch: micro === d.microBatchesPerEpoch ? epoch + 1 : epoch,
     microBatch: micro === d.microBatchesPerEpoch ? 0 : micro,
@@ -347,7 +354,7 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
           await runVerification(globalStep);
           verifiedAt = globalStep;
         }
-        if (options.signal?.aborted) {
+        if (await stopRequested()) {
           stopped = true;
           const path = await saveCheckpoint(
             out,

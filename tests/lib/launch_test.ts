@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { worldFromEnv } from "../../lib/launch.ts";
-import { readSafetensors } from "../../lib/safetensors.ts";
+import { readSafetensors, toFloat32 } from "../../lib/safetensors.ts";
+import { loadConfig, parseOverrides } from "../../lib/config.ts";
+import { loadCheckpoint } from "../../lib/checkpoint.ts";
+import { Model } from "../../lib/model.ts";
+import { PartialFC } from "../../lib/head.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 
@@ -95,4 +99,49 @@ Deno.test("launch: one rank's failure stops the others with its message and exit
   assert.equal(r.code, 1, r.text);
   assert.match(r.text, /largest label is 29 but num_classes is 5/);
   assert.match(r.text, /Rank [01] failed \(exit code 1\): stopping the other ranks/);
+});
+
+Deno.test("resume on another world size: 2 ranks' shards load on 1 rank, class c keeps its row", async () => {
+  const out = await Deno.makeTempDir();
+  const common = [
+    "--warmup_epoch=0",
+    "--num_image=60",
+    "--batch_size=15",
+    "--val_targets=[]",
+    `--output=${out}`,
+  ];
+  const r = await launch([
+    "--nproc-per-node=2",
+    "--timeout-s=120",
+    "configs/orl_mbf.yaml",
+    "--num_epoch=1",
+    "--save_all_states=true",
+    ...common,
+  ]);
+  assert.equal(r.code, 0, r.text);
+  const shards = await Promise.all(
+    [0, 1].map((k) => readSafetensors(`${out}/checkpoint_rank${k}.safetensors`)),
+  );
+  const rows = shards.map((s) => toFloat32(s.tensors.get("pfc.weight")!));
+  const momentum = shards.map((s) => toFloat32(s.tensors.get("pfc_state0")!));
+
+  // One rank now: the whole class range, rows in class order, momentum with them.
+  const config = loadConfig(`${root}configs/orl_mbf.yaml`, {
+    ...parseOverrides(common),
+    rec: `${root}data/orl`,
+    num_epoch: 1,
+  }, { worldSize: 1 });
+  using model = Model.create({ network: "mbf", maxBatch: 30, threads: 2 });
+  using pfc = new PartialFC({ numClasses: 30, embeddingSize: 512, maxBatch: 30, threads: 2 });
+  const state = await loadCheckpoint(out, 0, config.optimizer, model, pfc);
+  assert.deepEqual([state.epoch, state.globalStep], [1, 2]);
+  assert.deepEqual(pfc.readWeight(), Float32Array.from([...rows[0], ...rows[1]]));
+  assert.deepEqual(pfc.readState(0), Float32Array.from([...momentum[0], ...momentum[1]]));
+
+  // A shard gone: refused with both counts, never re-initialised.
+  await Deno.remove(`${out}/checkpoint_rank1.safetensors`);
+  await assert.rejects(
+    () => loadCheckpoint(out, 0, config.optimizer, model, pfc),
+    /1 Partial FC shards \(of 2 ranks\) hold 15 contiguous classes from 0 up to 15, but num_classes is 30/,
+  );
 });
