@@ -78,13 +78,24 @@ export function toSafeNumber(v: bigint, what: string): number {
   return Number(v);
 }
 
-/** Converts a count/offset to bigint for an `i64`/`u64` parameter, refusing unsafe numbers. */
+/** Converts a count/offset to bigint for an `i64` parameter, refusing unsafe numbers. */
 export function toI64(v: number | bigint, what: string): bigint {
-  if (typeof v === "bigint") return v;
+  if (typeof v === "bigint") {
+    if (v !== BigInt.asIntN(64, v)) throw new RangeError(`Invalid ${what} ${v}: expected a signed 64-bit integer`);
+    return v;
+  }
   if (!Number.isSafeInteger(v)) {
     throw new RangeError(`Invalid ${what} ${v}: expected an integer within ±(2^53 - 1), or a bigint`);
   }
   return BigInt(v);
+}
+
+/** Checks a value for a `u32` parameter: never truncated. */
+export function toU32(v: number, what: string): number {
+  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+    throw new RangeError(`Invalid ${what} ${v}: expected an integer in 0..4294967295`);
+  }
+  return v;
 }
 
 /** Calls a describe-style function twice (size, then fill) and parses its JSON. */

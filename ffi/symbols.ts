@@ -12,6 +12,9 @@ export const symbols = {
   afc_abi_version: { parameters: [], result: "u32" },
   afc_status_string: { parameters: ["i32"], result: "pointer" },
   afc_last_error: { parameters: [], result: "pointer" },
+  afc_echo_u32: { parameters: ["u32"], result: "u32" },
+  afc_echo_u64: { parameters: ["u64"], result: "u64" },
+  afc_echo_i64: { parameters: ["i64"], result: "i64" },
 
   // Context
   afc_context_create: { parameters: ["i32", "i32", "buffer"], result: "i32" },
@@ -183,4 +186,4 @@ export const symbols = {
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The ABI version these bindings were written for; the loader refuses any other. */
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;

@@ -58,6 +58,10 @@ extern "C" {
 
 AFC_API uint32_t afc_abi_version(void) { return AFC_ABI_VERSION; }
 
+AFC_API uint32_t afc_echo_u32(uint32_t value) { return value; }
+AFC_API uint64_t afc_echo_u64(uint64_t value) { return value; }
+AFC_API int64_t afc_echo_i64(int64_t value) { return value; }
+
 AFC_API const char *afc_status_string(afc_status status) {
   switch (status) {
     case AFC_OK: return "ok";

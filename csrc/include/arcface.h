@@ -54,7 +54,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a signature, enum value or struct layout here changes. */
-#define AFC_ABI_VERSION 2
+#define AFC_ABI_VERSION 3
 
 /* ---------------------------------------------------------------------------------------
  * Status codes and errors
@@ -87,6 +87,12 @@ AFC_API const char *afc_status_string(afc_status status);
 /* Detail of this thread's last failed call, or NULL when the last call succeeded.
  * The text stays valid until this thread's next call into the library. */
 AFC_API const char *afc_last_error(void);
+
+/* Return their argument unchanged, so that a binding can check that 32- and 64-bit integers
+ * cross the boundary intact on every calling path (blocking and on a worker thread). */
+AFC_API uint32_t afc_echo_u32(uint32_t value);
+AFC_API uint64_t afc_echo_u64(uint64_t value);
+AFC_API int64_t afc_echo_i64(int64_t value);
 
 /* ---------------------------------------------------------------------------------------
  * Context: backend, threads
