@@ -397,6 +397,8 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
     });
     await writeAtomic(`${out}/loss.png`, png);
   }
+  const { skipped } = loader.counters();
+  if (skipped > 0n) log.warn(`${skipped} undecodable images of "${config.rec}" were skipped (neighbours stood in)`);
   const modelPath = `${out}/model.safetensors`;
   if (rank === 0) await model.save(modelPath);
   const samplesPerSecond = runSamples / ((performance.now() - runStart) / 1000);

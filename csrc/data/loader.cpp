@@ -48,7 +48,13 @@ struct afc_loader {
   std::string last_error;
 
   void plan(int64_t e);
-  void fill(Slot &s, int64_t b, int64_t epoch_of_batch);
+  // Per worker thread: decode buffers reused from batch to batch (no allocation per batch
+  // once they have grown to the largest image).
+  struct Scratch {
+    std::vector<uint8_t> rgb, buf;
+    afc::Image img;
+  };
+  void fill(Slot &s, int64_t b, int64_t epoch_of_batch, Scratch &scratch);
   void work();
 };
 
@@ -72,10 +78,11 @@ void afc_loader::plan(int64_t e) {
   epoch = e;
 }
 
-void afc_loader::fill(Slot &s, int64_t b, int64_t ep) {
+void afc_loader::fill(Slot &s, int64_t b, int64_t ep, Scratch &scratch) {
   const int64_t plane = (int64_t)width * height, n = ds->size();
-  std::vector<uint8_t> rgb(plane * 3), buf;
-  afc::Image img;
+  std::vector<uint8_t> &rgb = scratch.rgb, &buf = scratch.buf;
+  afc::Image &img = scratch.img;
+  rgb.resize(plane * 3);
   s.status = AFC_OK;
   s.error.clear();
   for (int64_t j = 0; j < batch; j++) {
@@ -112,6 +119,7 @@ void afc_loader::fill(Slot &s, int64_t b, int64_t ep) {
 }
 
 void afc_loader::work() {
+  Scratch scratch;
   std::unique_lock<std::mutex> lock(mu);
   while (!stop) {
     if (next_claim < steps && next_claim < consumed + (int64_t)slots.size()) {
@@ -119,7 +127,7 @@ void afc_loader::work() {
       Slot &s = slots[b % slots.size()];
       active++;
       lock.unlock();
-      fill(s, b, ep);
+      fill(s, b, ep, scratch);
       lock.lock();
       active--;
       if (gen == generation) s.ready = true;
