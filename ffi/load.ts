@@ -45,27 +45,31 @@ export async function ensureLibrary(): Promise<void> {
   await buildIntoCache();
 }
 
-/** Opens the library at `path` and checks its ABI version. */
-export function openLibrary(path: string): Lib {
-  let lib: Deno.DynamicLibrary<typeof symbols>;
+function dlopen<S extends Deno.ForeignLibraryInterface>(path: string, table: S): Deno.DynamicLibrary<S> {
   try {
-    lib = Deno.dlopen(path, symbols);
+    return Deno.dlopen(path, table);
   } catch (e) {
-    throw new AfcError(
-      `Cannot load libarcface "${path}": ${(e as Error).message}`,
-      Status.NOT_FOUND,
-      { cause: e },
-    );
+    throw new AfcError(`Cannot load libarcface "${path}": ${(e as Error).message}`, Status.NOT_FOUND, {
+      cause: e,
+    });
   }
-  const abi = lib.symbols.afc_abi_version();
+}
+
+/**
+ * Opens the library at `path` after checking its ABI version on its own, so that a stale
+ * build whose symbols differ is reported as stale rather than as a missing symbol.
+ */
+export function openLibrary(path: string): Lib {
+  const probe = dlopen(path, { afc_abi_version: symbols.afc_abi_version });
+  const abi = probe.symbols.afc_abi_version();
+  probe.close();
   if (abi !== ABI_VERSION) {
-    lib.close();
     throw new AfcError(
-      `Cannot use libarcface "${path}": ABI version ${abi}, these bindings need ${ABI_VERSION} (rebuild with "deno task build")`,
+      `Cannot use libarcface "${path}": ABI version ${abi}, these bindings need ${ABI_VERSION} (rebuild with "deno task build", or remove the stale cached build)`,
       Status.UNSUPPORTED,
     );
   }
-  return lib.symbols;
+  return dlopen(path, symbols).symbols;
 }
 
 /** The process-wide library, opened on first use. */

@@ -81,7 +81,9 @@ export function toSafeNumber(v: bigint, what: string): number {
 /** Converts a count/offset to bigint for an `i64` parameter, refusing unsafe numbers. */
 export function toI64(v: number | bigint, what: string): bigint {
   if (typeof v === "bigint") {
-    if (v !== BigInt.asIntN(64, v)) throw new RangeError(`Invalid ${what} ${v}: expected a signed 64-bit integer`);
+    if (v !== BigInt.asIntN(64, v)) {
+      throw new RangeError(`Invalid ${what} ${v}: expected a signed 64-bit integer`);
+    }
     return v;
   }
   if (!Number.isSafeInteger(v)) {

@@ -45,3 +45,19 @@ Deno.test("a native failure becomes an AfcError with status, code and detail", (
     return true;
   });
 });
+
+Deno.test("a library of another ABI version is refused naming both versions, before its symbols are bound", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/old.c`, "unsigned afc_abi_version(void) { return 1; }\n");
+  const cc = await new Deno.Command("cc", {
+    args: ["-shared", "-fPIC", "-o", `${dir}/libold.so`, `${dir}/old.c`],
+  })
+    .output();
+  assert.equal(cc.code, 0, new TextDecoder().decode(cc.stderr));
+  assert.throws(() => openLibrary(`${dir}/libold.so`), (e: unknown) => {
+    assert.ok(e instanceof AfcError);
+    assert.equal(e.code, "UNSUPPORTED");
+    assert.match(e.message, new RegExp(`ABI version 1, these bindings need ${ABI_VERSION} \\(rebuild`));
+    return true;
+  });
+});
