@@ -113,3 +113,30 @@ Deno.test("a peer that dies after the rendezvous gives the others an error, not 
   assert.ok(r.error, JSON.stringify(outs[0].lines));
   assert.ok(r.ms < 8000, `noticed after ${r.ms} ms`);
 });
+
+Deno.test({
+  name: "Redis store: 2 ranks meet through redis://127.0.0.1:<port> and all-reduce",
+  ignore: !(() => {
+    try {
+      return Deno.statSync("/usr/bin/redis-server").isFile;
+    } catch {
+      return false;
+    }
+  })(),
+  fn: async () => {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const server = new Deno.Command("/usr/bin/redis-server", {
+      args: ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      // Rank 1 may start before the server answers: the store retries until the timeout.
+      const outs = await world("sum", `redis://127.0.0.1:${port}`, "job-redis", 2, 20_000);
+      assert.deepEqual(outs.map((o) => [o.code, last(o).value]), [[0, 3], [0, 3]]);
+    } finally {
+      server.kill("SIGTERM");
+      await server.status;
+    }
+  },
+});
