@@ -2,9 +2,16 @@
  * arcface: face-recognition training with a native core. Re-exports the public API.
  *
  * ```ts
- * import { loadConfig, train } from "@arcface/train";
- * const result = await train(loadConfig("configs/orl_mbf.yaml", { num_epoch: 1 }));
- * console.log(result.loss, result.verification);
+ * import { loadConfig, train } from "./mod.ts"; // "@arcface/train" from JSR
+ * const config = loadConfig("configs/orl_mbf.yaml", {
+ *   num_image: 60, // a short run: 2 steps of 30 images, no verification
+ *   num_epoch: 1,
+ *   warmup_epoch: 0,
+ *   val_targets: [],
+ *   output: await Deno.makeTempDir(),
+ * });
+ * const result = await train(config, { console: false });
+ * console.log(result.steps, result.loss);
  * ```
  *
  * @module

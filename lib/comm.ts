@@ -4,10 +4,9 @@
  * and barrier on `Float32Array` and `BigInt64Array` buffers, in place or into new arrays.
  *
  * ```ts
- * const comm = await Comm.create({ rank, worldSize, store: "/tmp/rdzv", runId: "run-1" });
- * const x = new Float32Array([rank + 1]);
- * await comm.allReduce(x); // x[0] is the sum over ranks
- * comm.close();
+ * using comm = await Comm.local(); // or Comm.create({ rank, worldSize, store, runId })
+ * const x = new Float32Array([1, 2]);
+ * await comm.allReduce(x); // the sum over every rank: unchanged with one
  * ```
  *
  * @module

@@ -9,8 +9,8 @@
  * `config.derived`.
  *
  * ```ts
- * const cfg = loadConfig("configs/ms1mv3_r50.yaml", ["--lr=0.05"]);
- * console.log(cfg.lr, cfg.derived.totalSteps);
+ * const cfg = loadConfig("configs/ms1mv3_r50.yaml", ["--lr=0.05"], { worldSize: 8 });
+ * console.log(cfg.lr, cfg.derived.totalSteps, cfg.derived.warmupSteps);
  * ```
  *
  * @module

@@ -5,14 +5,15 @@
  * The trainer's view:
  *
  * ```ts
- * import { openDataset } from "./data.ts";
- * using ds = openDataset({ rec: "data/orl", num_classes: 30 });   // checks the labels
- * using loader = ds.loader({ batchSize: 64, rank: 0, worldSize: 1, seed: 2048 });
- * const input = new Float32Array(loader.inputLength);             // 64×3×112×112
+ * using ds = openDataset({ rec: "data/orl", num_classes: 30 }); // checks the labels
+ * using loader = ds.loader({ batchSize: 30, rank: 0, worldSize: 1, seed: 2048 });
+ * const input = new Float32Array(loader.inputLength); // 30×3×112×112
  * const labels = new BigInt64Array(loader.batchSize);
- * for (let epoch = 0; epoch < 20; epoch++) {
+ * for (let epoch = 0; epoch < 2; epoch++) {
  *   await loader.setEpoch(epoch);
- *   while (await loader.next(input, labels)) { ... one step ... }
+ *   let batches = 0;
+ *   while (await loader.next(input, labels)) batches++; // one training step per batch
+ *   console.log(`epoch ${epoch}: ${batches} batches`);
  * }
  * ```
  *

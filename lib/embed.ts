@@ -4,9 +4,12 @@
  * scaling `((x / 255) − 0.5) / 0.5`. Images of another size are resized to 112×112.
  *
  * ```ts
- * import { embed, Model } from "./mod.ts";
- * using model = await Model.load("work_dirs/orl_mbf/model.safetensors");
- * const [a, b] = await embed(model, [await Deno.readFile("a.jpg"), await Deno.readFile("b.jpg")]);
+ * import { embed, Model, openDataset } from "../mod.ts";
+ * using ds = openDataset({ rec: "data/orl" });
+ * const face = ds.image(0); // or the bytes of a JPEG / PNG file
+ * using model = Model.create({ network: "mbf", maxBatch: 8 }); // or Model.load("model.safetensors")
+ * const [e] = await embed(model, [{ rgb: face.rgb, width: 112, height: 112 }], { normalize: true });
+ * console.log(e.length); // 512
  * ```
  *
  * @module

@@ -3,10 +3,12 @@
  * cross-entropy across ranks) and the SGD / AdamW optimizers, over libarcface's C API.
  *
  * ```ts
- * using pfc = new PartialFC({ numClasses: 30, embeddingSize: 512, sampleRate: 1, maxBatch: 64 });
+ * using pfc = new PartialFC({ numClasses: 30, embeddingSize: 512, sampleRate: 1, maxBatch: 2 });
  * using opt = new Optimizer({ kind: "sgd", momentum: 0.9, weightDecay: 5e-4 });
- * const { loss, dEmbeddings } = await pfc.forwardBackward(embeddings, labels);
- * await pfc.step(opt, lr);
+ * const embeddings = new Float32Array(2 * 512).fill(0.05); // from the backbone
+ * const { loss, dEmbeddings } = await pfc.forwardBackward(embeddings, [3, 7]);
+ * await pfc.step(opt, 0.1);
+ * console.log(loss, dEmbeddings.length);
  * ```
  *
  * @module

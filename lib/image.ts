@@ -5,7 +5,8 @@
  * @example
  * ```ts
  * import { decodeImage } from "./image.ts";
- * const rgb = decodeImage(await Deno.readFile("face.jpg"), 112, 112); // 112·112·3 bytes
+ * const rgb = decodeImage(await Deno.readFile("tests/fixtures/data/orl_s1_1.pgm"), 112, 112);
+ * console.log(rgb.length); // 112·112·3 bytes, the grey image in three channels
  * ```
  *
  * @module

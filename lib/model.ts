@@ -7,6 +7,7 @@
  * using model = Model.create({ network: "mbf", maxBatch: 8 });
  * const emb = await model.forward(new Float32Array(2 * 3 * 112 * 112), 2, { train: true });
  * await model.backward(new Float32Array(emb.length), 2);
+ * console.log(model.grad("features.layers.2.weight").length);
  * ```
  *
  * @module

@@ -23,7 +23,8 @@
  *
  * @example
  * ```ts
- * const [images, issame] = unpickle(await Deno.readFile("lfw.bin")) as [Uint8Array[], boolean[]];
+ * const [images, issame] = unpickle(await Deno.readFile("data/orl_val.bin")) as [Uint8Array[], boolean[]];
+ * console.log(images.length, issame.length); // 1800 900
  * ```
  *
  * @module

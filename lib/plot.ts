@@ -11,7 +11,7 @@
  *   xLabel: "step",
  *   yLabel: "loss",
  * });
- * await Deno.writeFile("loss.png", png);
+ * await Deno.writeFile(await Deno.makeTempFile({ suffix: ".png" }), png);
  * ```
  *
  * @module

@@ -7,8 +7,9 @@
  * @example
  * ```ts
  * import { readSafetensors, writeSafetensors } from "./safetensors.ts";
- * await writeSafetensors("w.safetensors", { w: { dtype: "F32", shape: [2], data: new Float32Array([1, 2]) } });
- * const { tensors } = await readSafetensors("w.safetensors");
+ * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
+ * await writeSafetensors(path, { w: { dtype: "F32", shape: [2], data: new Float32Array([1, 2]) } });
+ * const { tensors } = await readSafetensors(path);
  * console.log(tensors.get("w")!.data); // Float32Array [1, 2]
  * ```
  *

@@ -3,9 +3,8 @@
  * `Event` protocol buffers (wall time, step, one `Summary.Value` with `simple_value`).
  *
  * ```ts
- * const tb = await EventWriter.open("work_dirs/run");
+ * using tb = await EventWriter.open(await Deno.makeTempDir()); // e.g. work_dirs/run
  * await tb.scalar("loss", 12.5, 10);
- * tb.close();
  * ```
  *
  * @module

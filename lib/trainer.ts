@@ -5,9 +5,16 @@
  * checkpoints every epoch.
  *
  * ```ts
- * import { loadConfig, train } from "./mod.ts";
- * const result = await train(loadConfig("configs/orl_mbf.yaml", { num_epoch: 1 }));
- * console.log(result.loss);
+ * import { loadConfig, train } from "../mod.ts";
+ * const config = loadConfig("configs/orl_mbf.yaml", {
+ *   num_image: 60, // a short run: 2 steps of 30 images
+ *   num_epoch: 1,
+ *   warmup_epoch: 0,
+ *   val_targets: [],
+ *   output: await Deno.makeTempDir(),
+ * });
+ * const result = await train(config, { console: false });
+ * console.log(result.steps, result.loss);
  * ```
  *
  * @module
@@ -398,7 +405,9 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
     await writeAtomic(`${out}/loss.png`, png);
   }
   const { skipped } = loader.counters();
-  if (skipped > 0n) log.warn(`${skipped} undecodable images of "${config.rec}" were skipped (neighbours stood in)`);
+  if (skipped > 0n) {
+    log.warn(`${skipped} undecodable images of "${config.rec}" were skipped (neighbours stood in)`);
+  }
   const modelPath = `${out}/model.safetensors`;
   if (rank === 0) await model.save(modelPath);
   const samplesPerSecond = runSamples / ((performance.now() - runStart) / 1000);

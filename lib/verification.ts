@@ -10,9 +10,12 @@
  *
  * @example
  * ```ts
- * const set = decodeSet(await readBin("data/orl_val.bin"));
- * const result = await verify(set, (x, n) => model.forward(x, n, { train: false }));
- * console.log(result.accuracyFlip, result.xnorm);
+ * import { Model } from "./model.ts";
+ * const full = await readBin("data/orl_val.bin"); // lfw.bin, cfp_fp.bin, agedb_30.bin alike
+ * const set = decodeSet({ name: "orl", images: full.images.slice(0, 80), issame: full.issame.slice(0, 40) });
+ * using model = Model.create({ network: "mbf", maxBatch: 40 }); // or Model.load("model.safetensors")
+ * const result = await verify(set, (x, n) => model.forward(x, n), { batchSize: 40 });
+ * console.log(result.flip.accuracy, result.flip.std, result.xnorm);
  * ```
  *
  * @module

@@ -1,7 +1,8 @@
 /**
  * `deno task test`: builds the native library, runs its C unit tests (CTest) and the Deno
  * tests, and ends with one plain line `N passed, N failed` (`, N skipped` when some were).
- * Extra arguments are passed to `deno test` (e.g. a file or `--filter`).
+ * Extra arguments replace the default targets of `deno test` (tests/ and the documentation
+ * examples of mod.ts and lib/), e.g. a file.
  *
  * @module
  */
@@ -36,7 +37,14 @@ for (const line of ctest.text.split("\n")) {
 }
 
 // Deno's summary: "ok | 12 passed (3 steps) | 0 failed | 1 ignored (…)".
-const denoArgs = ["test", "-A", "--no-check=remote", ...Deno.args];
+// The tests, and the examples in the modules' documentation (`--doc` runs them).
+const denoArgs = [
+  "test",
+  "-A",
+  "--no-check=remote",
+  "--doc",
+  ...(Deno.args.length ? Deno.args : ["tests/", "mod.ts", "lib/"]),
+];
 const deno = await capture(Deno.execPath(), denoArgs);
 const summary = deno.text.match(/\|\s*(\d+) passed[^|]*\|\s*(\d+) failed(?:[^|]*\|\s*(\d+) ignored)?/);
 if (summary) {
