@@ -121,7 +121,9 @@ TEST(BatchNorm, OneValuePerChannelIsAnError) {
 TEST(BatchNorm, FiniteDifferences) {
   Env e;
   Bn t(e, 2, 3, 4, 4, false);
-  t.x = randn(t.x.size(), 1);
+  // Copy into the bound buffer: assigning a new vector would move another buffer in.
+  const auto x0 = randn(t.x.size(), 1);
+  std::copy(x0.begin(), x0.end(), t.x.begin());
   t.g = {0.5f, 1.5f, -1.0f}, t.b = {0.1f, -0.2f, 0.3f};
   const auto r = randn(t.x.size(), 2);
   auto loss = [&] {
