@@ -22,14 +22,38 @@ export class TrainLog {
     this.#sink = sink;
   }
 
+  #progressShown = false;
+  readonly #terminal = (() => {
+    try {
+      return Deno.stderr.isTerminal();
+    } catch {
+      return false;
+    }
+  })();
+
   /** One line. */
   info(message: string): void {
+    this.#clearProgress();
     if (this.#console) console.log(message);
     this.#write(message);
   }
 
+  /** Replaces the progress line at the bottom of a terminal (nothing elsewhere, nothing in the file). */
+  progress(text: string): void {
+    if (!this.#console || !this.#terminal) return;
+    Deno.stderr.writeSync(this.#encoder.encode(`\r${text}\x1b[K`));
+    this.#progressShown = true;
+  }
+
+  #clearProgress(): void {
+    if (!this.#progressShown) return;
+    Deno.stderr.writeSync(this.#encoder.encode("\r\x1b[K"));
+    this.#progressShown = false;
+  }
+
   /** A warning line (stderr on the console). */
   warn(message: string): void {
+    this.#clearProgress();
     if (this.#console) console.warn(`Warning: ${message}`);
     this.#write(`Warning: ${message}`);
   }
@@ -42,6 +66,7 @@ export class TrainLog {
   }
 
   close(): void {
+    this.#clearProgress();
     this.#file?.close();
     this.#file = null;
   }

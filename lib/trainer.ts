@@ -336,6 +336,12 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
         globalStep++;
         windowSteps++;
         lastLoss = windowLoss / windowCount;
+        const done = Math.round((30 * globalStep) / d.totalSteps);
+        log.progress(
+          `[${"#".repeat(done)}${
+            "-".repeat(30 - done)
+          }] step ${globalStep}/${d.totalSteps}  epoch ${epoch}  loss ${lastLoss.toFixed(4)}`,
+        );
 
         if (globalStep % config.frequent === 0) {
           const seconds = (performance.now() - windowStart) / 1000;
