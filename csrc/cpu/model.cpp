@@ -87,7 +87,10 @@ struct afc_model {
   Arena params, grads, acts, work;
   Layout lay;
   std::map<int64_t, std::unique_ptr<Plan>> plans;
+  // The workspace holds the convolution weights in the layouts of one plan: oneDNN may pick
+  // other layouts for another batch size, so a change of plan re-prepares them too.
   bool weights_dirty = true;
+  const Plan *prepared_for = nullptr;
   int64_t trained_n = -1;  // batch of the last training forward, -1 when backward is not possible
   uint64_t seed = 0, dropout_counter = 0;
   std::vector<char> ready;  // backward: which activation gradients hold a value
@@ -203,6 +206,15 @@ void make_layout(afc_model &m, const Plan &p) {
   L.dtmp = take(max_act);
   L.ptmp = take(2 * max_c * 4);
   L.ws_bytes = off;
+}
+
+// Puts the convolution weights into the layouts of plan p, unless they are there already.
+void prepare_weights(afc_model &m, Plan &p) {
+  if (!m.weights_dirty && m.prepared_for == &p) return;
+  for (auto &l : p.layers)
+    if (Conv *c = std::get_if<Conv>(&l)) c->prepare(m.ctx->stream);
+  m.weights_dirty = false;
+  m.prepared_for = &p;
 }
 
 // Attaches the arenas to a plan's layers and creates the primitives.
@@ -496,11 +508,7 @@ AFC_API afc_status afc_model_forward(afc_model_t *m, const float *input, int64_t
     Plan &p = plan_for(*m, n);
     dnnl::stream &s = m->ctx->stream;
     const Layout &L = m->lay;
-    if (m->weights_dirty) {
-      for (auto &l : p.layers)
-        if (Conv *c = std::get_if<Conv>(&l)) c->prepare(s);
-      m->weights_dirty = false;
-    }
+    prepare_weights(*m, p);
     std::memcpy(m->A(L.act[0]), input, sizeof(float) * n * 3 * 112 * 112);
     for (size_t i = 0; i < m->spec.ops.size(); i++) {
       const OpSpec &op = m->spec.ops[i];
