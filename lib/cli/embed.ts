@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { HELP, parseCommand } from "./args.ts";
 import { Model } from "../model.ts";
 import { embed } from "../embed.ts";
 import { encodeNpy } from "../npy.ts";
@@ -21,26 +21,18 @@ Options:
 
 /** Runs the embed command; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
-  let values, positionals;
-  try {
-    ({ values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        out: { type: "string" },
-        normalize: { type: "boolean", default: false },
-        "batch-size": { type: "string", default: "32" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
-  } catch (e) {
-    console.error(`${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = parseCommand({
+    args,
+    allowPositionals: true,
+    options: {
+      out: { type: "string" },
+      normalize: { type: "boolean", default: false },
+      "batch-size": { type: "string", default: "32" },
+      ...HELP,
+    },
+  }, USAGE);
+  if (typeof parsed === "number") return parsed;
+  const { values, positionals } = parsed;
   const batch = Number(values["batch-size"]);
   if (positionals.length < 2 || !Number.isInteger(batch) || batch < 1) {
     console.error(`Expected a model, at least one image and a positive --batch-size\n\n${USAGE}`);

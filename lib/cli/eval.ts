@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { HELP, parseCommand } from "./args.ts";
 import { Model } from "../model.ts";
 import { decodeSet, readBin, type VerificationResult, verify } from "../verification.ts";
 import { linePlot } from "../plot.ts";
@@ -57,28 +57,20 @@ function table(results: VerificationResult[]): string {
 
 /** Runs the eval command; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        model: { type: "string" },
-        bin: { type: "string", multiple: true, default: [] },
-        "batch-size": { type: "string", default: "64" },
-        threads: { type: "string", default: "0" },
-        "no-resize": { type: "boolean", default: false },
-        roc: { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
-  } catch (e) {
-    console.error(`${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = parseCommand({
+    args,
+    options: {
+      model: { type: "string" },
+      bin: { type: "string", multiple: true, default: [] },
+      "batch-size": { type: "string", default: "64" },
+      threads: { type: "string", default: "0" },
+      "no-resize": { type: "boolean", default: false },
+      roc: { type: "string" },
+      ...HELP,
+    },
+  }, USAGE);
+  if (typeof parsed === "number") return parsed;
+  const { values } = parsed;
   const batch = Number(values["batch-size"]), threads = Number(values.threads);
   if (!values.model || values.bin.length === 0) {
     console.error(`Expected --model and at least one --bin\n\n${USAGE}`);

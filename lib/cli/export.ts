@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { HELP, parseCommand } from "./args.ts";
 import { checkOnnx, formatReport } from "../export/check.ts";
 import { loadWeights } from "../export/load.ts";
 import { exportOnnx } from "../export/onnx.ts";
@@ -18,27 +18,18 @@ batch norms folded, opset 13) and prints the model checks. The architecture come
 file's metadata, or from the tensor names when it has none; --network/--num-features override.`;
 
 export async function main(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        check: { type: "boolean", default: false },
-        network: { type: "string" },
-        "num-features": { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (e) {
-    console.error(`${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
+  const parsed = parseCommand({
+    args,
+    allowPositionals: true,
+    options: {
+      check: { type: "boolean", default: false },
+      network: { type: "string" },
+      "num-features": { type: "string" },
+      ...HELP,
+    },
+  }, USAGE);
+  if (typeof parsed === "number") return parsed;
   const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
   try {
     if (values.check) {
       if (positionals.length !== 1) {

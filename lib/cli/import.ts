@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { HELP, parseCommand } from "./args.ts";
 import { readTorchCheckpoint } from "../export/torch_import.ts";
 import { inferNetwork } from "../export/graph.ts";
 import { Model } from "../model.ts";
@@ -22,25 +22,13 @@ Options:
 
 /** Runs the import command; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
-  let values, positionals;
-  try {
-    ({ values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        network: { type: "string" },
-        "num-features": { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
-  } catch (e) {
-    console.error(`${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = parseCommand({
+    args,
+    allowPositionals: true,
+    options: { network: { type: "string" }, "num-features": { type: "string" }, ...HELP },
+  }, USAGE);
+  if (typeof parsed === "number") return parsed;
+  const { values, positionals } = parsed;
   if (positionals.length !== 2) {
     console.error(`Expected 2 arguments, got ${positionals.length}\n\n${USAGE}`);
     return 2;

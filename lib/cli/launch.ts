@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { HELP, parseCommand } from "./args.ts";
 
 const USAGE = `Usage: arcface launch --nproc-per-node N [options] <config.yaml> [--key=value …]
 
@@ -27,18 +27,19 @@ Options:
                        machine's host name on several)
   --timeout-s S        rendezvous and collective timeout (default 300)`;
 
-const OPTIONS = new Set([
-  "nproc-per-node",
-  "nnodes",
-  "node-rank",
-  "rdzv",
-  "master-addr",
-  "master-port",
-  "run-id",
-  "address",
-  "timeout-s",
-  "help",
-]);
+const LAUNCH_OPTIONS = {
+  "nproc-per-node": { type: "string", default: "1" },
+  nnodes: { type: "string", default: "1" },
+  "node-rank": { type: "string", default: "0" },
+  rdzv: { type: "string" },
+  "master-addr": { type: "string" },
+  "master-port": { type: "string" },
+  "run-id": { type: "string" },
+  address: { type: "string" },
+  "timeout-s": { type: "string", default: "300" },
+  ...HELP,
+} as const;
+const OPTIONS = new Set(Object.keys(LAUNCH_OPTIONS));
 
 function positiveInt(v: string | undefined, name: string, min = 1): number {
   const n = Number(v);
@@ -59,31 +60,9 @@ export async function main(args: string[]): Promise<number> {
     else break;
   }
   const own = args.slice(0, i), rest = args.slice(i);
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: own,
-      options: {
-        "nproc-per-node": { type: "string", default: "1" },
-        nnodes: { type: "string", default: "1" },
-        "node-rank": { type: "string", default: "0" },
-        rdzv: { type: "string" },
-        "master-addr": { type: "string" },
-        "master-port": { type: "string" },
-        "run-id": { type: "string" },
-        address: { type: "string" },
-        "timeout-s": { type: "string", default: "300" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
-  } catch (e) {
-    console.error(`${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = parseCommand({ args: own, options: LAUNCH_OPTIONS }, USAGE);
+  if (typeof parsed === "number") return parsed;
+  const { values } = parsed;
   if (rest.length === 0) {
     console.error(`Expected a config file after the launch options\n\n${USAGE}`);
     return 2;

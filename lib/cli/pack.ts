@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { HELP, parseCommand } from "./args.ts";
 import { listFolder, pack, type PackItem, readList } from "../pack.ts";
 
 const USAGE = `Usage: arcface pack <image folder | list file> <out>/train.rec [options]
@@ -21,27 +21,19 @@ Options:
 
 /** Runs the pack command; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
-  let values, positionals;
-  try {
-    ({ values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        size: { type: "string", default: "112" },
-        fit: { type: "string", default: "resize" },
-        quality: { type: "string", default: "95" },
-        "grey-to-rgb": { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
-  } catch (e) {
-    console.error(`${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = parseCommand({
+    args,
+    allowPositionals: true,
+    options: {
+      size: { type: "string", default: "112" },
+      fit: { type: "string", default: "resize" },
+      quality: { type: "string", default: "95" },
+      "grey-to-rgb": { type: "boolean", default: false },
+      ...HELP,
+    },
+  }, USAGE);
+  if (typeof parsed === "number") return parsed;
+  const { values, positionals } = parsed;
   if (positionals.length !== 2) {
     console.error(`Expected 2 arguments, got ${positionals.length}\n\n${USAGE}`);
     return 2;

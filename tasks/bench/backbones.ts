@@ -42,7 +42,8 @@ function statusMib(key: string): number {
   return line ? Number(line.split(/\s+/)[1]) / 1024 : NaN;
 }
 
-function median(values: number[]): number {
+/** The median of `values` (the mean of the middle two for an even count). */
+export function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;

@@ -10,15 +10,11 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { median } from "./backbones.ts";
 import { Model } from "../../lib/model.ts";
 import { exportOnnx } from "../../lib/export/onnx.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
-
-function median(v: number[]): number {
-  const s = [...v].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
 
 /** Runs the benchmark and prints a table. */
 export async function main(args: string[]): Promise<void> {

@@ -12,16 +12,12 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { median } from "./backbones.ts";
 import { loadConfig } from "../../lib/config.ts";
 import { train } from "../../lib/trainer.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 const BATCH: Record<string, number> = { mbf: 32, r18: 32, r50: 16 };
-
-function median(v: number[]): number {
-  const s = [...v].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
 
 async function ours(network: string, o: { runs: number; warmup: number; threads: number; classes: number }) {
   const batch = BATCH[network] ?? 32;
