@@ -22,7 +22,10 @@ const COMMANDS: Record<string, { load: () => Promise<Main>; summary: string }> =
     summary: "pack an image folder or list into train.rec/.idx",
   },
   export: { load: () => import("./lib/cli/export.ts"), summary: "export a model to ONNX" },
-  import: { load: () => import("./lib/cli/import.ts"), summary: "convert an arcface_torch .pt/.pth to safetensors" },
+  import: {
+    load: () => import("./lib/cli/import.ts"),
+    summary: "convert an arcface_torch .pt/.pth to safetensors",
+  },
   embed: { load: () => import("./lib/cli/embed.ts"), summary: "embeddings of image files" },
 };
 

@@ -33,6 +33,7 @@ import { EventWriter } from "./tensorboard.ts";
 import type { Comm } from "./comm.ts";
 import { linePlot } from "./plot.ts";
 import { writeAtomic } from "./export/state_dict.ts";
+import { NETWORKS } from "./export/graph.ts";
 
 /** Where this process stands among the training processes. */
 export interface World {
@@ -143,8 +144,16 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
   if (worldSize > 1 && !world.comm) {
     throw new AfcError(`Cannot train on ${worldSize} ranks: no communicator given`, Status.INVALID_ARGUMENT);
   }
+  checkRunnable(config);
   const out = config.derived.outputDir;
-  await Deno.mkdir(out, { recursive: true });
+  try {
+    await Deno.mkdir(out, { recursive: true });
+  } catch (e) {
+    throw new AfcError(
+      `Cannot create the output folder "${out}": ${(e as Error).message} (set output to a writable folder)`,
+      Status.IO,
+    );
+  }
   using log = new TrainLog(
     rank === 0 ? `${out}/training.log` : null,
     options.console ?? rank === 0,
@@ -213,6 +222,12 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
   let state: TrainState = { epoch: 0, microBatch: 0, globalStep: 0, schedulerLastEpoch: -1, lossScale: 1 };
   if (config.resume) {
     state = await loadCheckpoint(out, rank, config.optimizer, model, pfc);
+    if (state.globalStep >= d.totalSteps) {
+      throw new AfcError(
+        `Cannot resume in "${out}": its checkpoint is at step ${state.globalStep} (epoch ${state.epoch}), and this run ends at step ${d.totalSteps} (num_epoch ${config.num_epoch}): raise num_epoch to train further`,
+        Status.INVALID_ARGUMENT,
+      );
+    }
     log.info(
       `Resumed from "${out}" at epoch ${state.epoch} (micro-batch ${state.microBatch}), step ${state.globalStep}`,
     );
@@ -431,6 +446,37 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
     outputDir: out,
     modelPath,
   };
+}
+
+/** Refuses, before anything is written, a config that cannot run here. */
+function checkRunnable(config: Config): void {
+  if (![...NETWORKS, "r2060"].includes(config.network)) {
+    throw new AfcError(
+      `Cannot train: network "${config.network}" is not one of ${[...NETWORKS, "r2060"].join(", ")}${
+        config.network.startsWith("vit") ? " (the ViT backbones are not built yet)" : ""
+      }`,
+      Status.INVALID_ARGUMENT,
+    );
+  }
+  let found = config.rec === "synthetic";
+  try {
+    found ||= Boolean(Deno.statSync(config.rec));
+  } catch { /* missing */ }
+  if (!found) {
+    throw new AfcError(
+      `Cannot train: rec "${config.rec}" does not exist (set rec to the folder holding train.rec and train.idx, a .rec file, or an image folder)`,
+      Status.NOT_FOUND,
+    );
+  }
+  const cores = navigator.hardwareConcurrency || 1;
+  if (config.threads > 4 * cores) {
+    throw new AfcError(
+      `Cannot train with threads ${config.threads}: this machine has ${cores} cores (use at most ${
+        4 * cores
+      }, or 0 for cores / local ranks)`,
+      Status.INVALID_ARGUMENT,
+    );
+  }
 }
 
 function marginOptions(c: Config) {

@@ -48,5 +48,5 @@ if ! python3 -c "import onnx, onnxruntime, numpy, tensorboard" >/dev/null 2>&1; 
 fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j"$(nproc)" 2>&1 | grep -E "error|warning" || true
+cmake --build build -j"$(nproc)" 2>&1 | grep -E "(error|warning):" || true
 test -f build/libarcface.so && echo "setup: built build/libarcface.so"

@@ -31,3 +31,38 @@ export function parseCommand<T extends ParseArgsConfig>(
   }
   return parsed;
 }
+
+/**
+ * Checks, before any work, that `path` can be written: its folder exists (or is made when
+ * `makeFolder`), it is not a folder itself, and it is not one of `inputs`. Returns the error
+ * text, or undefined when the path is usable.
+ */
+export function outputProblem(
+  path: string,
+  options: { inputs?: string[]; extension?: string; makeFolder?: boolean } = {},
+): string | undefined {
+  const resolve = (p: string) => (p.startsWith("/") ? p : `${Deno.cwd()}/${p}`).replace(/\/+$/, "");
+  if (options.inputs?.some((i) => resolve(i) === resolve(path))) {
+    return `Cannot write "${path}": it is also the input (choose another output file)`;
+  }
+  if (options.extension && !path.endsWith(options.extension)) {
+    return `Cannot write "${path}": expected a file name ending in ${options.extension}`;
+  }
+  try {
+    if (Deno.statSync(path).isDirectory) return `Cannot write "${path}": it is a folder (give a file name)`;
+  } catch { /* a new file */ }
+  const folder = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
+  try {
+    if (!Deno.statSync(folder).isDirectory) return `Cannot write "${path}": "${folder}" is not a folder`;
+  } catch {
+    if (!options.makeFolder) {
+      return `Cannot write "${path}": the folder "${folder}" does not exist (create it first)`;
+    }
+    try {
+      Deno.mkdirSync(folder, { recursive: true });
+    } catch (e) {
+      return `Cannot write "${path}": cannot create the folder "${folder}" (${(e as Error).message})`;
+    }
+  }
+  return undefined;
+}

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { HELP, parseCommand } from "./args.ts";
+import { HELP, outputProblem, parseCommand } from "./args.ts";
 import { Model } from "../model.ts";
 import { embed } from "../embed.ts";
 import { encodeNpy } from "../npy.ts";
@@ -34,11 +34,22 @@ export async function main(args: string[]): Promise<number> {
   if (typeof parsed === "number") return parsed;
   const { values, positionals } = parsed;
   const batch = Number(values["batch-size"]);
-  if (positionals.length < 2 || !Number.isInteger(batch) || batch < 1) {
-    console.error(`Expected a model, at least one image and a positive --batch-size\n\n${USAGE}`);
+  if (!Number.isInteger(batch) || batch < 1) {
+    console.error(`Invalid --batch-size "${values["batch-size"]}": expected a positive integer`);
+    return 2;
+  }
+  if (positionals.length < 2) {
+    console.error(`Expected a model and at least one image\n\n${USAGE}`);
     return 2;
   }
   const [modelPath, ...files] = positionals;
+  const problem = values.out
+    ? outputProblem(values.out, { inputs: positionals, extension: ".npy" })
+    : undefined;
+  if (problem) {
+    console.error(problem);
+    return 2;
+  }
   try {
     using model = await Model.load(modelPath, { maxBatch: Math.min(batch, files.length) });
     const images = await Promise.all(files.map(async (f) => {

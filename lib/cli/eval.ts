@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { HELP, parseCommand } from "./args.ts";
+import { HELP, outputProblem, parseCommand } from "./args.ts";
 import { Model } from "../model.ts";
 import { decodeSet, readBin, type VerificationResult, verify } from "../verification.ts";
 import { linePlot } from "../plot.ts";
@@ -25,7 +25,8 @@ Options:
   --no-resize       refuse images whose size is not 112x112 instead of resizing them
   --roc PATH        draw the ROC curves (TAR against FAR, log scale) into a PNG file`;
 
-function progress(name: string): (done: number, total: number) => void {
+function progress(name: string): ((done: number, total: number) => void) | undefined {
+  if (!Deno.stderr.isTerminal()) return undefined;
   const enc = new TextEncoder();
   return (done, total) => {
     const width = 30, filled = Math.round((done / total) * width);
@@ -76,12 +77,19 @@ export async function main(args: string[]): Promise<number> {
     console.error(`Expected --model and at least one --bin\n\n${USAGE}`);
     return 2;
   }
-  if (!Number.isInteger(batch) || batch < 1 || !Number.isInteger(threads) || threads < 0) {
-    console.error(
-      `Invalid --batch-size "${
-        values["batch-size"]
-      }" or --threads "${values.threads}": expected positive integers`,
-    );
+  if (!Number.isInteger(batch) || batch < 1) {
+    console.error(`Invalid --batch-size "${values["batch-size"]}": expected a positive integer`);
+    return 2;
+  }
+  if (!Number.isInteger(threads) || threads < 0) {
+    console.error(`Invalid --threads "${values.threads}": expected 0 (all cores) or a positive integer`);
+    return 2;
+  }
+  const problem = values.roc
+    ? outputProblem(values.roc, { inputs: [values.model, ...values.bin] })
+    : undefined;
+  if (problem) {
+    console.error(problem);
     return 2;
   }
   try {

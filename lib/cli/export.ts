@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { HELP, parseCommand } from "./args.ts";
+import { HELP, outputProblem, parseCommand } from "./args.ts";
 import { checkOnnx, formatReport } from "../export/check.ts";
 import { loadWeights } from "../export/load.ts";
 import { exportOnnx } from "../export/onnx.ts";
@@ -49,6 +49,11 @@ export async function main(args: string[]): Promise<number> {
       return 2;
     }
     const [src, dst] = positionals;
+    const problem = outputProblem(dst, { inputs: [src], extension: ".onnx" });
+    if (problem) {
+      console.error(problem);
+      return 2;
+    }
     const nf = values["num-features"];
     if (nf !== undefined && !/^\d+$/.test(nf)) {
       console.error(`Invalid --num-features "${nf}": expected a positive integer`);

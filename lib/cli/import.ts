@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { HELP, parseCommand } from "./args.ts";
+import { HELP, outputProblem, parseCommand } from "./args.ts";
 import { readTorchCheckpoint } from "../export/torch_import.ts";
 import { inferNetwork } from "../export/graph.ts";
 import { Model } from "../model.ts";
@@ -34,6 +34,11 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
   const [input, output] = positionals;
+  const problem = outputProblem(output, { inputs: [input], extension: ".safetensors" });
+  if (problem) {
+    console.error(problem);
+    return 2;
+  }
   try {
     const bytes = await Deno.readFile(input).catch((e) => {
       throw new Error(`Cannot read "${input}": ${(e as Error).message}`);

@@ -52,6 +52,12 @@ function positiveInt(v: string | undefined, name: string, min = 1): number {
 /** Runs the launch command; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   // Our own options come first; the config and its --key=value overrides follow.
+  // torchrun's spellings (--nproc_per_node) are ours with "-".
+  args = args.map((a) => {
+    const m = /^--([a-z_]+)(=.*)?$/.exec(a);
+    const dashed = m ? m[1].replaceAll("_", "-") : "";
+    return m && OPTIONS.has(dashed) ? `--${dashed}${m[2] ?? ""}` : a;
+  });
   let i = 0;
   while (i < args.length) {
     const m = /^--([\w-]+)(=.*)?$/.exec(args[i]);
@@ -91,6 +97,10 @@ export async function main(args: string[]): Promise<number> {
     );
     return 2;
   }
+  if (store && /^[a-z][a-z0-9+.-]*:\/\//i.test(store) && !/^(redis|file):\/\//.test(store)) {
+    console.error(`Invalid --rdzv "${store}": expected a shared directory or redis://host:port`);
+    return 2;
+  }
   let tempStore: string | undefined;
   if (!store) store = tempStore = await Deno.makeTempDir({ prefix: "arcface-rdzv-" });
   runId ??= `run-${crypto.randomUUID().slice(0, 8)}`;
@@ -121,21 +131,31 @@ export async function main(args: string[]): Promise<number> {
       } catch { /* already gone */ }
     }
   };
-  const onInt = () => stopAll("SIGINT");
+  // Ctrl-C reaches the ranks from the terminal too; SIGTERM asks the same graceful stop of
+  // ranks it did not reach, and ranks count only a second SIGINT as "quit at once".
+  let interrupted = false;
+  const onInt = () => {
+    interrupted = true;
+    stopAll("SIGTERM");
+  };
   Deno.addSignalListener("SIGINT", onInt);
   let failed: { rank: number; code: number } | undefined;
   try {
     await Promise.all(children.map(async (c, local) => {
       const { code } = await c.status;
-      if (code !== 0 && !failed) {
+      if (code !== 0 && !failed && !interrupted) {
         failed = { rank: nodeRank * nproc + local, code };
         console.error(`Rank ${failed.rank} failed (exit code ${code}): stopping the other ranks`);
-        stopAll("SIGTERM");
+        stopAll("SIGKILL"); // they may wait in a collective for the failed rank
       }
     }));
   } finally {
     Deno.removeSignalListener("SIGINT", onInt);
     if (tempStore) await Deno.remove(tempStore, { recursive: true }).catch(() => {});
+  }
+  if (interrupted) {
+    console.error("Stopped: every rank wrote its checkpoint; --resume=true continues the run");
+    return 130;
   }
   return failed?.code ?? 0;
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { HELP, parseCommand } from "./args.ts";
+import { HELP, outputProblem, parseCommand } from "./args.ts";
 import { listFolder, pack, type PackItem, readList } from "../pack.ts";
 
 const USAGE = `Usage: arcface pack <image folder | list file> <out>/train.rec [options]
@@ -42,6 +42,11 @@ export async function main(args: string[]): Promise<number> {
   const size = Number(values.size), quality = Number(values.quality);
   if (!out.endsWith(".rec")) {
     console.error(`Cannot pack to "${out}": the output must end with .rec (its index is written beside it)`);
+    return 2;
+  }
+  const problem = outputProblem(out, { inputs: [input], makeFolder: true });
+  if (problem) {
+    console.error(problem);
     return 2;
   }
   try {

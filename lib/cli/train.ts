@@ -8,15 +8,15 @@
 import { ConfigError, loadConfig } from "../config.ts";
 import { train } from "../trainer.ts";
 import { joinWorld, worldFromEnv } from "../launch.ts";
-import { AfcError } from "../../ffi/status.ts";
 
 const USAGE = `Usage: arcface train [config.yaml] [--key=value …]
 
 Trains a backbone and Partial FC as the config says (merged over base.yaml in the config's
 folder; --key=value overrides any key). Without a config: configs/orl_mbf.yaml, MobileFaceNet
 on the shipped ORL faces. Output goes to the config's "output" folder (default
-work_dirs/<config name>): training.log, model.safetensors, TensorBoard events and, with
-save_all_states, checkpoints that --resume=true continues from.`;
+work_dirs/<config name>): training.log, model.safetensors, loss.png, TensorBoard events and,
+with save_all_states after every epoch, checkpoints that --resume=true continues from.
+Ctrl-C (or SIGTERM) stops at the next step and writes such a checkpoint; Ctrl-C twice quits.`;
 
 /** The default run: the ORL config next to this module. */
 export function defaultConfigPath(): string {
@@ -36,6 +36,18 @@ export async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  // torchrun passes --local-rank / --local_rank to its scripts: accepted, LOCAL_RANK rules.
+  args = args.filter((a) => !/^--local[-_]rank(=\d+)?$/.test(a));
+  const bare = args.findIndex((a) => /^--?[A-Za-z_][\w-]*$/.test(a));
+  if (bare >= 0) {
+    const next = args[bare + 1];
+    console.error(
+      `Invalid option "${args[bare]}": overrides are written --key=value${
+        next !== undefined && !next.startsWith("-") ? ` (e.g. ${args[bare]}=${next})` : ""
+      }\n\n${USAGE}`,
+    );
+    return 2;
+  }
   const positional = args.filter((a) => !a.startsWith("--"));
   if (positional.length > 1) {
     console.error(
@@ -45,30 +57,37 @@ export async function main(args: string[]): Promise<number> {
   }
   const overrides = args.filter((a) => a.startsWith("--"));
   const controller = new AbortController();
-  const onSignal = () => {
-    console.error("Interrupted: stopping after the current step");
+  // The first Ctrl-C (or SIGTERM from a scheduler) stops at the next step and writes a
+  // checkpoint; a second Ctrl-C quits at once.
+  const onSignal = (signal: Deno.Signal) => {
+    if (controller.signal.aborted) {
+      if (signal === "SIGINT") Deno.exit(130);
+      return;
+    }
+    console.error("Interrupted: stopping after the current step (Ctrl-C again to quit at once)");
     controller.abort();
   };
+  const onInt = () => onSignal("SIGINT"), onTerm = () => onSignal("SIGTERM");
   try {
     const world = worldFromEnv();
     const config = loadConfig(positional[0] ?? defaultConfigPath(), overrides, {
       worldSize: world.worldSize,
     });
-    Deno.addSignalListener("SIGINT", onSignal);
+    Deno.addSignalListener("SIGINT", onInt);
+    Deno.addSignalListener("SIGTERM", onTerm);
     using joined = await joinWorld(world);
     await train(config, { world: joined.world, signal: controller.signal });
     return controller.signal.aborted ? 130 : 0;
   } catch (e) {
-    if (
-      e instanceof ConfigError || e instanceof AfcError || e instanceof RangeError || e instanceof TypeError
-    ) {
-      console.error(e.message);
-      return 1;
-    }
-    throw e;
+    // Every failure is one message: the library's errors name the value and the fix, and the
+    // file-system errors of Deno name the path.
+    console.error((e as Error).message);
+    return 1;
   } finally {
-    try {
-      Deno.removeSignalListener("SIGINT", onSignal);
-    } catch { /* never added */ }
+    for (const [signal, f] of [["SIGINT", onInt], ["SIGTERM", onTerm]] as const) {
+      try {
+        Deno.removeSignalListener(signal, f);
+      } catch { /* never added */ }
+    }
   }
 }
