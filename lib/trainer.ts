@@ -254,8 +254,9 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
   const figures: Record<string, VerificationFigures> = {};
   const events = rank === 0 ? await EventWriter.open(out) : null;
 
+  // Every rank verifies (only rank 0 logs): a rank that went on alone would wait in the next
+  // collective for as long as the verification takes, and could run into the timeout.
   const runVerification = async (step: number) => {
-    if (rank !== 0) return;
     for (const set of sets) {
       const r = await verify(set, (x, n) => model.forward(x, n, { train: false }), {
         batchSize: model.maxBatch,
