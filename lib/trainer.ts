@@ -284,6 +284,8 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
   let { globalStep, epoch } = state;
   let verifiedAt = -1, stopped = false;
   const curve: { step: number[]; loss: number[] } = { step: [], loss: [] };
+  const checkpoint = (micro: number) =>
+    saveCheckpoint(out, rank, worldSize, config.optimizer, model, pfc, snapshot(micro));
   // Every rank must stop after the same step: the ranks agree on the flag (a max over ranks).
   const stopFlag = new Float32Array(1);
   const stopRequested = async () => {
@@ -385,31 +387,13 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
         }
         if (await stopRequested()) {
           stopped = true;
-          const path = await saveCheckpoint(
-            out,
-            rank,
-            worldSize,
-            config.optimizer,
-            model,
-            pfc,
-            snapshot(micro + 1),
-          );
+          const path = await checkpoint(micro + 1);
           log.info(`Stopped at step ${globalStep}: "${path}" continues it with --resume=true`);
           break;
         }
       }
       if (stopped) break;
-      if (config.save_all_states) {
-        await saveCheckpoint(
-          out,
-          rank,
-          worldSize,
-          config.optimizer,
-          model,
-          pfc,
-          snapshot(d.microBatchesPerEpoch),
-        );
-      }
+      if (config.save_all_states) await checkpoint(d.microBatchesPerEpoch);
       if (rank === 0) await model.save(`${out}/model.safetensors`);
     }
     if (windowCount > 0) lastLoss = windowLoss / windowCount;
