@@ -39,6 +39,12 @@ function exists(path: string): boolean {
  * Makes sure a library is there to open: when neither `ARCFACE_LIB`, a checkout build nor a
  * cached build exists, builds the C sources into the cache (once per version; see
  * `native_build.ts`). Every entry point (the CLI, `train`) awaits it before the first call.
+ *
+ * @example
+ * ```ts
+ * import { ensureLibrary } from "./load.ts";
+ * await ensureLibrary(); // builds into the cache only when no library is found
+ * ```
  */
 export async function ensureLibrary(): Promise<void> {
   if (cached || Deno.env.get("ARCFACE_LIB") || candidatePaths().some(exists)) return;

@@ -4,7 +4,13 @@
  * @module
  */
 
-/** Status codes, as in `arcface.h`. */
+/** Status codes, as in `arcface.h`. *
+ * @example
+ * ```ts
+ * import { Status } from "./status.ts";
+ * console.log(Status.OK, Status.TIMEOUT); // 0 -9
+ * ```
+ */
 export const Status = {
   OK: 0,
   INVALID_ARGUMENT: -1,
@@ -25,7 +31,14 @@ const NAMES: Record<number, string> = Object.fromEntries(
   Object.entries(Status).map(([k, v]) => [v, k]),
 );
 
-/** An error reported by libarcface, or a call on a closed object. */
+/** An error reported by libarcface, or a call on a closed object. *
+ * @example
+ * ```ts
+ * import { AfcError, Status } from "./status.ts";
+ * const e = new AfcError('Cannot read tensor "x": it does not exist', Status.NOT_FOUND);
+ * console.log(e.code, e.status); // "NOT_FOUND" -2
+ * ```
+ */
 export class AfcError extends Error {
   /** Numeric status (negative), or 0 for errors raised on the TS side. */
   readonly status: number;

@@ -43,7 +43,13 @@ const e = (
   extra: Partial<SchemaEntry> = {},
 ): SchemaEntry => Object.freeze({ key, type, default: def, doc, ...extra });
 
-/** Every key, its type, default and meaning (arcface_torch's names; ours marked). */
+/** Every key, its type, default and meaning (arcface_torch's names; ours marked). *
+ * @example
+ * ```ts
+ * import { SCHEMA } from "./config.ts";
+ * console.log(SCHEMA.find((k) => k.key === "sample_rate")?.default); // 1
+ * ```
+ */
 export const SCHEMA: readonly SchemaEntry[] = Object.freeze([
   e(
     "margin_list",
@@ -204,7 +210,17 @@ export interface LoadOptions {
   worldSize?: number;
 }
 
-/** A configuration error: the message names the file, the key and the fix. */
+/** A configuration error: the message names the file, the key and the fix. *
+ * @example
+ * ```ts
+ * import { ConfigError, loadConfig } from "./config.ts";
+ * try {
+ *   loadConfig("configs/orl_mbf.yaml", ["--lr_rate=0.1"]);
+ * } catch (e) {
+ *   console.log(e instanceof ConfigError, (e as Error).message); // … unknown key "lr_rate" (did you mean "lr"?)
+ * }
+ * ```
+ */
 export class ConfigError extends Error {
   constructor(message: string) {
     super(message);
@@ -326,6 +342,12 @@ function checkKeys(obj: Record<string, unknown>, where: string): void {
 /**
  * Parses `--key=value` arguments into typed values (by the schema): strings stay as
  * written, other types are read as YAML (`--margin_list=[1,0,0.4]`, `--fp16=true`).
+ *
+ * @example
+ * ```ts
+ * import { parseOverrides } from "./config.ts";
+ * console.log(parseOverrides(["--lr=0.05", "--margin_list=[1,0,0.4]"])); // { lr: 0.05, margin_list: [1, 0, 0.4] }
+ * ```
  */
 export function parseOverrides(args: readonly string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -439,6 +461,13 @@ export function deriveValues(c: UserConfig, name: string, where: string, worldSi
  * Loads a configuration: a YAML path (merged over `base.yaml` beside it, if present) or an
  * object (merged over the defaults), then `overrides` (`--key=value` strings or an object).
  * Returns a frozen, validated, typed object with `derived` values.
+ *
+ * @example
+ * ```ts
+ * import { loadConfig } from "./config.ts";
+ * const config = loadConfig("configs/orl_mbf.yaml", ["--lr=0.05"]);
+ * console.log(config.lr, config.derived.totalSteps); // 0.05 300
+ * ```
  */
 export function loadConfig(
   pathOrObject: string | Record<string, unknown>,
@@ -510,7 +539,13 @@ export function loadConfig(
   return Object.freeze({ ...user, derived, source });
 }
 
-/** The configuration reference as a Markdown table (for the README). */
+/** The configuration reference as a Markdown table (for the README). *
+ * @example
+ * ```ts
+ * import { schemaMarkdown } from "./config.ts";
+ * console.log(schemaMarkdown().split("\n")[0]); // | key | type | default | meaning |
+ * ```
+ */
 export function schemaMarkdown(): string {
   const rows = SCHEMA.map((s) =>
     `| \`${s.key}\` | ${s.type} | ${

@@ -315,7 +315,14 @@ function positiveInt(v: number, name: string, max = 2 ** 31 - 1): number {
   return v;
 }
 
-/** A labelled image collection: RecordIO, image folder or synthetic. */
+/** A labelled image collection: RecordIO, image folder or synthetic. *
+ * @example
+ * ```ts
+ * import { Dataset } from "./data.ts";
+ * using ds = Dataset.open({ kind: "recordio", path: "data/orl/train.rec" });
+ * console.log(ds.numImages, ds.numClasses, ds.image(0).label); // 300 30 0n
+ * ```
+ */
 export class Dataset {
   #ptr: Deno.PointerValue;
   #loaders = new Set<Loader>();
@@ -592,6 +599,13 @@ export interface DataConfig {
  * "synthetic", else `<rec>/train.rec` when it exists (or `rec` itself when it is a .rec
  * file), else an image folder. Warnings go to the console; with `num_classes` the labels are
  * checked before any step runs.
+ *
+ * @example
+ * ```ts
+ * import { openDataset } from "./data.ts";
+ * using ds = openDataset({ rec: "data/orl", num_classes: 30 }); // a label >= 30 would fail here
+ * console.log(ds.info.has_meta, ds.numImages); // true 300
+ * ```
  */
 export function openDataset(config: DataConfig): Dataset {
   if (typeof config.rec !== "string" || config.rec === "") {

@@ -46,7 +46,16 @@ function toPixels(image: ImageInput, index: number): Uint8Array<ArrayBuffer> {
   }
 }
 
-/** Embeds any number of images, `model.maxBatch` at a time, in eval mode. */
+/** Embeds any number of images, `model.maxBatch` at a time, in eval mode. *
+ * @example
+ * ```ts
+ * import { embed } from "./embed.ts";
+ * import { Model } from "./model.ts";
+ * using model = Model.create({ network: "mbf", maxBatch: 2 });
+ * const [e] = await embed(model, [await Deno.readFile("tests/fixtures/data/orl_s1_1.pgm")]);
+ * console.log(e.length); // 512
+ * ```
+ */
 export async function embed(
   model: Model,
   images: readonly ImageInput[],

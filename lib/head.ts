@@ -27,7 +27,13 @@ export interface MarginOptions {
   straightThrough?: boolean;
 }
 
-/** Names a margin in words, for the start-up log: "ArcFace m=0.5 s=64". */
+/** Names a margin in words, for the start-up log: "ArcFace m=0.5 s=64". *
+ * @example
+ * ```ts
+ * import { marginName } from "./head.ts";
+ * console.log(marginName({ marginList: [1, 0, 0.4] })); // "CosFace m=0.4 s=64"
+ * ```
+ */
 export function marginName(o: MarginOptions = {}): string {
   const s = o.s ?? 64;
   const [m1, m2, m3] = o.marginList ?? [1, 0.5, 0];
@@ -69,7 +75,15 @@ function closedError(action: string, what: string): AfcError {
   return new AfcError(`Cannot ${action}: ${what} is closed`);
 }
 
-/** The margin on its own: logits from cosines and the gradient back. */
+/** The margin on its own: logits from cosines and the gradient back. *
+ * @example
+ * ```ts
+ * import { Margin } from "./head.ts";
+ * using arc = new Margin({ s: 64, marginList: [1, 0.5, 0] });
+ * const logits = arc.forward(new Float32Array([0.5, 0.1]), new BigInt64Array([0n]), 1, 2);
+ * console.log(logits); // [1.5102, 6.4]: s·cos(θ + m) for the target, s·cos θ for the other
+ * ```
+ */
 export class Margin {
   #ptr: Ptr;
   readonly options: Readonly<MarginOptions>;
@@ -160,6 +174,15 @@ export interface OptimizerOptions {
  * registered array ("slot") has its own state; `step` updates the given parameters in place.
  * Gradient accumulation: sum the micro-batch gradients and step once with `gradScale` 1/k,
  * so the update equals the one for the whole batch (we average; arcface_torch sums).
+ *
+ * @example
+ * ```ts
+ * import { Optimizer } from "./head.ts";
+ * using opt = new Optimizer({ kind: "sgd", momentum: 0.9 });
+ * const slot = opt.add(2), w = new Float32Array([1, 2]);
+ * await opt.step(slot, w, new Float32Array([0.5, 0.5]), 0.1);
+ * console.log(w); // [0.95, 1.95]
+ * ```
  */
 export class Optimizer {
   #ptr: Ptr;
@@ -270,7 +293,13 @@ export class Optimizer {
   }
 }
 
-/** Sum of squares of `x` (double precision), for global-norm clipping. */
+/** Sum of squares of `x` (double precision), for global-norm clipping. *
+ * @example
+ * ```ts
+ * import { sumSquares } from "./head.ts";
+ * console.log(sumSquares(new Float32Array([3, 4]))); // 25
+ * ```
+ */
 export function sumSquares(x: Float32Array): number {
   const out = new Float64Array(1);
   check(lib().afc_optim_sum_squares(x, BigInt(x.length), out), "Cannot sum squares");
@@ -280,6 +309,12 @@ export function sumSquares(x: Float32Array): number {
 /**
  * clip_grad_norm_'s factor for gradients that will be scaled by `gradScale`:
  * min(1, maxNorm / (gradScale·√sumSquares + 1e-6)). Multiply it into the step's gradScale.
+ *
+ * @example
+ * ```ts
+ * import { clipCoefficient } from "./head.ts";
+ * console.log(clipCoefficient(100, 1, 5)); // 0.5: a gradient norm of 10 clipped to 5
+ * ```
  */
 export function clipCoefficient(sumOfSquares: number, gradScale: number, maxNorm = 5): number {
   const out = new Float32Array(1);
@@ -314,6 +349,14 @@ export interface HeadStep {
  * Partial FC V2: this rank's shard of class centres (N(0, 0.01) rows), the margin softmax
  * cross-entropy and the shard's optimizer state. Rank r of W owns
  * `numClasses // W + (r < numClasses % W)` classes from `(numClasses // W)·r + min(r, numClasses % W)`.
+ *
+ * @example
+ * ```ts
+ * import { PartialFC } from "./head.ts";
+ * using pfc = new PartialFC({ numClasses: 10, embeddingSize: 4, sampleRate: 0.5, maxBatch: 2 });
+ * const { loss } = await pfc.forwardBackward(new Float32Array(8).fill(0.5), [1, 7]);
+ * console.log(loss, pfc.lastSample()); // the positives 1 and 7 are always sampled
+ * ```
  */
 export class PartialFC {
   #ptr: Ptr;

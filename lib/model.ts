@@ -58,7 +58,14 @@ export interface ModelInfo {
 type Ptr = Deno.PointerValue;
 const registry = new FinalizationRegistry<() => void>((free) => free());
 
-/** A backbone with its parameters, gradients, activations and optimizer state. */
+/** A backbone with its parameters, gradients, activations and optimizer state. *
+ * @example
+ * ```ts
+ * import { Model } from "./model.ts";
+ * using model = Model.create({ network: "mbf", maxBatch: 4 });
+ * console.log(model.info.parameters, model.parameters().length);
+ * ```
+ */
 export class Model {
   #ptr: Ptr;
   #ctx: Ptr;

@@ -30,7 +30,14 @@ export interface PolyOptions {
 /** The default decay power, as arcface_torch's PolyScheduler. */
 export const POLY_POWER = 2;
 
-/** lr(t) in closed form. */
+/** lr(t) in closed form. *
+ * @example
+ * ```ts
+ * import { polyLr } from "./schedule.ts";
+ * const o = { baseLr: 0.1, totalSteps: 100, warmupSteps: 20 };
+ * console.log(polyLr(10, o), polyLr(20, o), polyLr(60, o)); // 0.05 0.1 0.025
+ * ```
+ */
 export function polyLr(t: number, o: PolyOptions): number {
   const power = o.power ?? POLY_POWER;
   if (t < o.warmupSteps) return (o.baseLr * t) / o.warmupSteps;
@@ -41,6 +48,15 @@ export function polyLr(t: number, o: PolyOptions): number {
 /**
  * A stateful scheduler used like the seed's: read `lr` for the optimizer step, then call
  * `step()`. `lastEpoch` is saved and restored with checkpoints.
+ *
+ * @example
+ * ```ts
+ * import { PolyScheduler } from "./schedule.ts";
+ * const s = new PolyScheduler({ baseLr: 0.1, totalSteps: 100, warmupSteps: 10 });
+ * const first = s.lr; // the lr of optimizer step 1
+ * s.step();
+ * console.log(first, s.lr); // 0 0
+ * ```
  */
 export class PolyScheduler {
   readonly options: Readonly<Required<PolyOptions>>;

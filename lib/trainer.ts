@@ -130,6 +130,23 @@ function defaultThreads(world: World): number {
  * writes `model.safetensors` after every epoch and at the end, the log and TensorBoard
  * events; with `save_all_states` every rank writes its `checkpoint_rank<r>.safetensors`,
  * which `resume: true` continues from (on any number of ranks).
+ *
+ * @example
+ * ```ts
+ * import { train } from "./trainer.ts";
+ * import { loadConfig } from "./config.ts";
+ * const config = loadConfig("configs/orl_mbf.yaml", {
+ *   num_image: 30,
+ *   num_epoch: 2,
+ *   frequent: 1,
+ *   warmup_epoch: 0,
+ *   val_targets: [],
+ *   output: await Deno.makeTempDir(),
+ * });
+ * const stop = new AbortController();
+ * const r = await train(config, { console: false, signal: stop.signal, onLog: (l) => l.startsWith("Speed") && stop.abort() });
+ * console.log(r.steps); // 1: stopped at the first step boundary after the abort, with a checkpoint
+ * ```
  */
 export async function train(config: Config, options: TrainOptions = {}): Promise<TrainResult> {
   await ensureLibrary();

@@ -100,7 +100,14 @@ export function parseBin(bytes: Uint8Array, source = "<buffer>"): VerificationSe
   return { name: setName(source), images: imgs as Uint8Array[], issame };
 }
 
-/** Reads a `.bin` file (Python 2 or 3 pickle). */
+/** Reads a `.bin` file (Python 2 or 3 pickle). *
+ * @example
+ * ```ts
+ * import { readBin } from "./verification.ts";
+ * const { images, issame } = await readBin("data/orl_val.bin");
+ * console.log(images.length, issame.length); // 1800 900
+ * ```
+ */
 export async function readBin(path: string): Promise<VerificationSet> {
   let bytes: Uint8Array;
   try {
@@ -139,7 +146,16 @@ export function encodeBin(
   return pickle(tuple([...images], [...issame]), { protocol: options.protocol ?? 4 });
 }
 
-/** Writes a `.bin` file atomically (temp file, then rename). */
+/** Writes a `.bin` file atomically (temp file, then rename). *
+ * @example
+ * ```ts
+ * import { readBin, writeBin } from "./verification.ts";
+ * const { images, issame } = await readBin("data/orl_val.bin");
+ * const path = await Deno.makeTempFile({ suffix: ".bin" });
+ * await writeBin(path, images.slice(0, 4), issame.slice(0, 2));
+ * console.log((await readBin(path)).issame); // [ true, true ]
+ * ```
+ */
 export async function writeBin(
   path: string,
   images: readonly Uint8Array[],
@@ -181,7 +197,14 @@ export interface DecodeOptions {
   resize?: boolean;
 }
 
-/** Decodes every image of a set to `size`×`size` RGB (greyscale becomes three channels). */
+/** Decodes every image of a set to `size`×`size` RGB (greyscale becomes three channels). *
+ * @example
+ * ```ts
+ * import { decodeSet, readBin } from "./verification.ts";
+ * const set = decodeSet(await readBin("data/orl_val.bin"));
+ * console.log(set.count, set.size, set.pixels.length); // 1800 112 …
+ * ```
+ */
 export function decodeSet(set: VerificationSet, options: DecodeOptions = {}): DecodedSet {
   const size = options.size ?? 112;
   if (!Number.isInteger(size) || size < 1) {
@@ -437,7 +460,18 @@ export function evaluateEmbeddings(
   return { name, pairs, folds, xnorm, plain: figures(emb.plain), flip, warnings };
 }
 
-/** Embeds a decoded set (images and flips) and scores it. */
+/** Embeds a decoded set (images and flips) and scores it. *
+ * @example
+ * ```ts
+ * import { decodeSet, readBin, verify } from "./verification.ts";
+ * import { Model } from "./model.ts";
+ * const full = await readBin("data/orl_val.bin");
+ * const set = decodeSet({ name: "orl", images: full.images.slice(0, 40), issame: full.issame.slice(0, 20) });
+ * using model = Model.create({ network: "mbf", maxBatch: 20 });
+ * const r = await verify(set, (x, n) => model.forward(x, n), { batchSize: 20 });
+ * console.log(r.flip.accuracy, r.warnings.length > 0);
+ * ```
+ */
 export async function verify(
   set: DecodedSet,
   embed: EmbedFn,

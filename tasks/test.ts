@@ -2,7 +2,7 @@
  * `deno task test`: builds the native library, runs its C unit tests (CTest) and the Deno
  * tests, and ends with one plain line `N passed, N failed` (`, N skipped` when some were).
  * Extra arguments replace the default targets of `deno test` (tests/ and the documentation
- * examples of mod.ts and lib/), e.g. a file.
+ * examples of mod.ts, lib/ and ffi/), e.g. a file.
  *
  * @module
  */
@@ -43,7 +43,7 @@ const denoArgs = [
   "-A",
   "--no-check=remote",
   "--doc",
-  ...(Deno.args.length ? Deno.args : ["tests/", "mod.ts", "lib/"]),
+  ...(Deno.args.length ? Deno.args : ["tests/", "mod.ts", "lib/", "ffi/"]),
 ];
 const deno = await capture(Deno.execPath(), denoArgs);
 const summary = deno.text.match(/\|\s*(\d+) passed[^|]*\|\s*(\d+) failed(?:[^|]*\|\s*(\d+) ignored)?/);
