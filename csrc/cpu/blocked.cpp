@@ -1,5 +1,6 @@
 #include "cpu/blocked.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace afc::cpu {
@@ -32,11 +33,11 @@ void prelu_forward_impl(const BlockedShape &s, const float *x, const float *a, f
       float slope[kMaxBlock];
       for (int64_t l = 0; l < B; l++) slope[l] = cb * B + l < s.c ? a[cb * B + l] : 0.0f;
       const int64_t base = at(s, n, cb, 0, 0);
+      // Branch-free (max/min), so that the lane loop compiles to vector instructions.
       for (int64_t p = 0; p < plane; p++) {
-        const float *xi = x + base + p * B;
-        float *yi = y + base + p * B;
-#pragma omp simd
-        for (int64_t l = 0; l < B; l++) yi[l] = xi[l] > 0.0f ? xi[l] : slope[l] * xi[l];
+        const float *__restrict xi = x + base + p * B;
+        float *__restrict yi = y + base + p * B;
+        for (int64_t l = 0; l < B; l++) yi[l] = std::max(xi[l], 0.0f) + slope[l] * std::min(xi[l], 0.0f);
       }
     }
   }
@@ -54,13 +55,11 @@ void prelu_backward_impl(const BlockedShape &s, const float *x, const float *a, 
     for (int64_t n = 0; n < s.n; n++) {
       const int64_t base = at(s, n, cb, 0, 0);
       for (int64_t p = 0; p < plane; p++) {
-        const float *xi = x + base + p * B, *gi = dy + base + p * B;
-#pragma omp simd
-        for (int64_t l = 0; l < B; l++) sum[l] += xi[l] > 0.0f ? 0.0f : xi[l] * gi[l];
+        const float *__restrict xi = x + base + p * B, *__restrict gi = dy + base + p * B;
+        for (int64_t l = 0; l < B; l++) sum[l] += std::min(xi[l], 0.0f) * gi[l];
         if (dx) {
-          float *di = dx + base + p * B;
-#pragma omp simd
-          for (int64_t l = 0; l < B; l++) di[l] = xi[l] > 0.0f ? gi[l] : slope[l] * gi[l];
+          float *__restrict di = dx + base + p * B;
+          for (int64_t l = 0; l < B; l++) di[l] = (xi[l] > 0.0f ? 1.0f : slope[l]) * gi[l];
         }
       }
     }
