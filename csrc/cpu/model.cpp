@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <sys/sysinfo.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -56,6 +57,9 @@ struct Arena {
 // Byte offsets inside the activation and workspace arenas (shared by every batch size).
 struct Layout {
   std::vector<int64_t> act, dact;              // per activation: data, gradient
+  // Eval forward keeps only the live activations: each sits in one of a few slots at the
+  // start of the activation arena, so inference touches a fraction of it.
+  std::vector<int64_t> eval_act;
   std::vector<int64_t> save;                   // per op (batch norm): saved mean, then variance
   int64_t flat = 0, dflat = 0, mask = 0, fc_out = 0, dfc_out = 0, bn_mean = 0, bn_invstd = 0;
   int64_t act_bytes = 0;
@@ -71,9 +75,10 @@ using LayerVar = std::variant<std::monostate, Conv, BatchNorm, PReLU>;
 // Primitives for one batch size.
 struct Plan {
   int64_t n = 0;
-  std::vector<LayerVar> layers;  // per op
-  dnnl::reorder flat_fwd, flat_bwd;
-  memory m_last, m_dlast, m_flat, m_dflat;
+  std::vector<LayerVar> layers;       // per op, on the training buffers
+  std::vector<LayerVar> eval_layers;  // the same on the eval slots
+  dnnl::reorder flat_fwd, flat_bwd, flat_eval;
+  memory m_last, m_dlast, m_flat, m_dflat, m_last_eval;
 };
 
 }  // namespace
@@ -147,6 +152,42 @@ std::unique_ptr<Plan> make_plan(afc_model &m, int64_t n) {
   return p;
 }
 
+// Assigns every activation an eval slot of `slot_bytes` by liveness: a slot is taken when an
+// op first writes the activation and given back after its last reader.
+void plan_eval_slots(afc_model &m, int64_t slot_bytes, int64_t region_bytes) {
+  const Backbone &b = m.spec;
+  const int count = (int)b.acts.size(), ops = (int)b.ops.size();
+  std::vector<int> last(count, -1), slot(count, -1), free_slots;
+  for (int i = 0; i < ops; i++) {
+    last[b.ops[i].src] = i;
+    if (b.ops[i].kind == OpKind::AddInto) last[b.ops[i].dst] = i;
+  }
+  last[b.head.src] = ops;  // the head reads the last activation after every op
+  int slots = 0;
+  auto take = [&](int a) {
+    if (slot[a] >= 0) return;
+    if (free_slots.empty()) {
+      slot[a] = slots++;
+    } else {
+      slot[a] = free_slots.back();
+      free_slots.pop_back();
+    }
+  };
+  take(0);  // the input
+  for (int i = 0; i < ops; i++) {
+    const OpSpec &op = b.ops[i];
+    take(op.dst);
+    for (int a : {op.src, op.dst})
+      if (last[a] == i && std::find(free_slots.begin(), free_slots.end(), slot[a]) == free_slots.end())
+        free_slots.push_back(slot[a]);
+  }
+  const int64_t stride = round_up(slot_bytes, kAlign);
+  AFC_CHECK(slots * stride <= region_bytes, AFC_ERR_INTERNAL, "%d eval slots of %lld bytes exceed %lld", slots,
+            (long long)stride, (long long)region_bytes);
+  m.lay.eval_act.resize(count);
+  for (int a = 0; a < count; a++) m.lay.eval_act[a] = slot[a] < 0 ? 0 : slot[a] * stride;
+}
+
 // Sizes the activation and workspace arenas from the max-batch plan.
 void make_layout(afc_model &m, const Plan &p) {
   Layout &L = m.lay;
@@ -169,6 +210,7 @@ void make_layout(afc_model &m, const Plan &p) {
     max_act = std::max(max_act, bytes);
     max_c = std::max(max_c, b.acts[a].c);
   }
+  plan_eval_slots(m, max_act, off);
   L.save.assign(b.ops.size(), 0);
   for (size_t i = 0; i < b.ops.size(); i++)
     if (b.ops[i].kind == OpKind::BatchNorm) L.save[i] = take(2 * b.acts[b.ops[i].src].c * sizeof(float));
@@ -217,22 +259,23 @@ void prepare_weights(afc_model &m, Plan &p) {
   m.prepared_for = &p;
 }
 
-// Attaches the arenas to a plan's layers and creates the primitives.
-void bind_plan(afc_model &m, Plan &p) {
+// Attaches the arenas to layers of plan p, with activations at offsets `act`, and creates
+// the primitives.
+void bind_layers(afc_model &m, Plan &p, std::vector<LayerVar> &layers, const std::vector<int64_t> &act) {
   const auto &eng = m.ctx->engine;
   const Layout &L = m.lay;
   for (size_t i = 0; i < m.spec.ops.size(); i++) {
     const OpSpec &op = m.spec.ops[i];
     ActBufs a;
     if (op.kind != OpKind::AddInto) {
-      a.src = m.A(L.act[op.src]);
-      a.dst = m.A(L.act[op.dst]);
+      a.src = m.A(act[op.src]);
+      a.dst = m.A(act[op.dst]);
       a.dsrc = m.A(L.dact[op.src]);
       a.ddst = m.A(L.dact[op.dst]);
       a.dsrc_tmp = m.W(L.dtmp);
     }
     void *scratch = m.W(L.scratch);
-    if (Conv *c = std::get_if<Conv>(&p.layers[i])) {
+    if (Conv *c = std::get_if<Conv>(&layers[i])) {
       AFC_CHECK((int64_t)c->weights_bytes() <= L.w_bytes[i] && (c->bwd_weights_differ() == (L.w_bwd[i] >= 0)) &&
                     (int64_t)c->scratch_bytes() <= L.scratch_bytes &&
                     (int64_t)c->dweights_bytes() <= L.gw_blk_bytes,
@@ -240,16 +283,25 @@ void bind_plan(afc_model &m, Plan &p) {
                 (long long)p.n, i);
       c->bind(eng, a, m.P(op.weight), m.G(op.weight), m.W(L.w_fwd[i]), L.w_bwd[i] >= 0 ? m.W(L.w_bwd[i]) : nullptr,
               m.W(L.gw_blk), scratch);
-    } else if (BatchNorm *b = std::get_if<BatchNorm>(&p.layers[i])) {
+    } else if (BatchNorm *b = std::get_if<BatchNorm>(&layers[i])) {
       AFC_CHECK((int64_t)b->scratch_bytes() <= L.scratch_bytes, AFC_ERR_INTERNAL,
                 "batch %lld needs more scratch than sized", (long long)p.n);
       const int64_t c = m.spec.acts[op.src].c;
       b->bind(eng, a, m.P(op.weight), m.P(op.bias), m.P(op.mean), m.P(op.var), m.G(op.weight), m.G(op.bias),
               m.A(L.save[i]), m.A(L.save[i]) + c, m.W(L.ptmp), scratch);
-    } else if (PReLU *r = std::get_if<PReLU>(&p.layers[i])) {
+    } else if (PReLU *r = std::get_if<PReLU>(&layers[i])) {
       r->bind(a, m.P(op.weight), m.G(op.weight));
     }
   }
+}
+
+// Binds a plan's training and eval layers, and the flatten before the head.
+void bind_plan(afc_model &m, Plan &p) {
+  const auto &eng = m.ctx->engine;
+  const Layout &L = m.lay;
+  p.eval_layers = p.layers;
+  bind_layers(m, p, p.layers, L.act);
+  bind_layers(m, p, p.eval_layers, L.eval_act);
   // Flatten: blocked last activation ↔ plain n×(C·H·W) in PyTorch order.
   const HeadSpec &h = m.spec.head;
   const ActSpec &s = m.spec.acts[h.src];
@@ -259,6 +311,8 @@ void bind_plan(afc_model &m, Plan &p) {
   p.m_flat = memory(plain, eng, m.A(L.flat));
   p.m_dflat = memory(plain, eng, m.A(L.dflat));
   p.flat_fwd = dnnl::reorder(p.m_last, p.m_flat);
+  p.m_last_eval = memory(blk, eng, m.A(L.eval_act[h.src]));
+  p.flat_eval = dnnl::reorder(p.m_last_eval, p.m_flat);
   p.flat_bwd = dnnl::reorder(p.m_dflat, p.m_dlast);
 }
 
@@ -509,16 +563,21 @@ AFC_API afc_status afc_model_forward(afc_model_t *m, const float *input, int64_t
     dnnl::stream &s = m->ctx->stream;
     const Layout &L = m->lay;
     prepare_weights(*m, p);
-    std::memcpy(m->A(L.act[0]), input, sizeof(float) * n * 3 * 112 * 112);
+    const std::vector<int64_t> &act = train ? L.act : L.eval_act;
+    std::vector<LayerVar> &layers = train ? p.layers : p.eval_layers;
+    std::memcpy(m->A(act[0]), input, sizeof(float) * n * 3 * 112 * 112);
     for (size_t i = 0; i < m->spec.ops.size(); i++) {
       const OpSpec &op = m->spec.ops[i];
-      LayerVar &l = p.layers[i];
+      LayerVar &l = layers[i];
       if (Conv *c = std::get_if<Conv>(&l)) c->forward(s);
       else if (BatchNorm *b = std::get_if<BatchNorm>(&l)) b->forward(s, train, kMomentum);
       else if (PReLU *r = std::get_if<PReLU>(&l)) r->forward();
-      else add_into(m->A(L.act[op.dst]), m->A(L.act[op.src]), act_bytes_of(*m, n, op.dst) / 4);
+      else add_into(m->A(act[op.dst]), m->A(act[op.src]), act_bytes_of(*m, n, op.dst) / 4);
     }
-    p.flat_fwd.execute(s, p.m_last, p.m_flat);
+    if (train)
+      p.flat_fwd.execute(s, p.m_last, p.m_flat);
+    else
+      p.flat_eval.execute(s, p.m_last_eval, p.m_flat);
     s.wait();
     const int64_t K = h.in_features, F = h.num_features;
     float *flat = m->A(L.flat);
