@@ -17,6 +17,10 @@ const COMMANDS: Record<string, { load: () => Promise<Main>; summary: string }> =
     summary: "start several training processes (like torchrun)",
   },
   eval: { load: () => import("./lib/cli/eval.ts"), summary: "verification accuracy of a model on .bin sets" },
+  "eval-ijb": {
+    load: () => import("./lib/cli/eval_ijb.ts"),
+    summary: "IJB-B/C 1:1 verification (TAR at FAR)",
+  },
   pack: {
     load: () => import("./lib/cli/pack.ts"),
     summary: "pack an image folder or list into train.rec/.idx",

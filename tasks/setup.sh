@@ -40,11 +40,12 @@ if [ ! -e node_modules/yaml/package.json ] || [ -L node_modules/yaml ]; then
 fi
 [ -e node_modules/@types/node/package.json ] || ln -sfn ../../tasks/types-node node_modules/@types/node
 
-# For the PATH python: onnx/onnxruntime (the ONNX export tests run exported models there) and
-# tensorboard (the event-file test reads our files with it).
-if ! python3 -c "import onnx, onnxruntime, numpy, tensorboard" >/dev/null 2>&1; then
-  echo "setup: installing onnx onnxruntime numpy tensorboard with pip"
-  python3 -m pip install -q onnx onnxruntime numpy tensorboard
+# For the PATH python: onnx/onnxruntime (the ONNX export tests run exported models there),
+# tensorboard (the event-file test reads our files with it) and scikit-learn (the IJB ROC
+# test compares with its roc_curve).
+if ! python3 -c "import onnx, onnxruntime, numpy, tensorboard, sklearn" >/dev/null 2>&1; then
+  echo "setup: installing onnx onnxruntime numpy tensorboard scikit-learn with pip"
+  python3 -m pip install -q onnx onnxruntime numpy tensorboard scikit-learn
 fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
