@@ -42,6 +42,15 @@ Deno.test("world from torchrun's environment, Slurm's, and none", () => {
     [slurm.rank, slurm.worldSize, slurm.localRank, slurm.localWorldSize, slurm.store, slurm.runId],
     [5, 8, 1, 4, "/shared/rdzv", "991"],
   );
+  // A second machine's first rank: the thread/device slot is the local rank, never the global one.
+  const second = worldFromEnv({
+    RANK: "8",
+    WORLD_SIZE: "16",
+    LOCAL_RANK: "0",
+    LOCAL_WORLD_SIZE: "8",
+    ARCFACE_RDZV: "/x",
+  });
+  assert.deepEqual([second.rank, second.localRank, second.localWorldSize], [8, 0, 8]);
   const one = worldFromEnv({});
   assert.deepEqual([one.rank, one.worldSize, one.localRank, one.localWorldSize], [0, 1, 0, 1]);
 });
@@ -144,4 +153,51 @@ Deno.test("resume on another world size: 2 ranks' shards load on 1 rank, class c
     () => loadCheckpoint(out, 0, config.optimizer, model, pfc),
     /1 Partial FC shards \(of 2 ranks\) hold 15 contiguous classes from 0 up to 15, but num_classes is 30/,
   );
+});
+
+Deno.test("a rank killed mid-training: the other exits non-zero naming the lost rank, within the timeout", async () => {
+  const store = await Deno.makeTempDir(), out = await Deno.makeTempDir();
+  const rank = (r: number) =>
+    new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${root}cli.ts`,
+        "train",
+        "configs/orl_mbf.yaml",
+        "--val_targets=[]",
+        "--frequent=1",
+        `--output=${out}`,
+      ],
+      cwd: root,
+      env: {
+        RANK: String(r),
+        WORLD_SIZE: "2",
+        LOCAL_RANK: String(r),
+        LOCAL_WORLD_SIZE: "2",
+        ARCFACE_RDZV: store,
+        ARCFACE_RUN_ID: "kill-test",
+        ARCFACE_TIMEOUT_MS: "20000",
+      },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  const r0 = rank(0), r1 = rank(1);
+  // Kill rank 1 once rank 0 has logged a step.
+  const reader = r0.stdout.getReader();
+  let text = "";
+  while (!/Global Step: 1 /.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  const killed = performance.now();
+  r1.kill("SIGKILL");
+  await r1.status;
+  const o0 = await r0.output();
+  const err = new TextDecoder().decode(o0.stderr);
+  assert.notEqual(o0.code, 0);
+  assert.match(err, /lost rank\(s\) 1/);
+  assert.ok(performance.now() - killed < 25_000, "rank 0 noticed within the timeout");
 });
