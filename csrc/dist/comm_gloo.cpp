@@ -147,6 +147,20 @@ Store open_store(const std::string &url, const std::string &run_id, Clock::time_
   return s;
 }
 
+// True when process `pid` no longer runs: absent, or a zombie waiting to be reaped.
+bool process_gone(pid_t pid) {
+  if (kill(pid, 0) != 0 && errno == ESRCH) return true;
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/stat", static_cast<int>(pid));
+  FILE *f = fopen(path, "r");
+  if (!f) return true;
+  char line[512] = {0};
+  const bool read = fgets(line, sizeof(line), f) != nullptr;
+  fclose(f);
+  const char *close = read ? strrchr(line, ')') : nullptr;  // the name may hold spaces
+  return close && (close[2] == 'Z' || close[2] == 'X');
+}
+
 class GlooComm final : public Comm {
  public:
   GlooComm(const char *store, const char *run_id, int rank, int world_size, int64_t timeout_ms,
@@ -318,9 +332,13 @@ class GlooComm final : public Comm {
   [[noreturn]] void fail(const char *what, const std::exception &e) {
     std::vector<int> gone;
     std::string self = host_name();
-    for (int r = 0; r < static_cast<int>(peers_.size()); r++) {
-      if (r == rank_ || peers_[r].host != self || peers_[r].pid <= 0) continue;
-      if (kill(static_cast<pid_t>(peers_[r].pid), 0) != 0 && errno == ESRCH) gone.push_back(r);
+    // A killed peer's sockets close before its process is reaped: look a few times.
+    for (int attempt = 0; attempt < 10 && gone.empty(); attempt++) {
+      if (attempt) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      for (int r = 0; r < static_cast<int>(peers_.size()); r++) {
+        if (r == rank_ || peers_[r].host != self || peers_[r].pid <= 0) continue;
+        if (process_gone(static_cast<pid_t>(peers_[r].pid))) gone.push_back(r);
+      }
     }
     std::string who = gone.empty()
                           ? "a peer stopped answering"

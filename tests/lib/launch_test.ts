@@ -201,3 +201,44 @@ Deno.test("a rank killed mid-training: the other exits non-zero naming the lost 
   assert.match(err, /lost rank\(s\) 1/);
   assert.ok(performance.now() - killed < 25_000, "rank 0 noticed within the timeout");
 });
+
+Deno.test("save with 4 ranks (8, 8, 7, 7 classes), resume on 3 (10, 10, 10): every row and its momentum", async () => {
+  const out = await Deno.makeTempDir();
+  const r = await launch([
+    "--nproc-per-node=4",
+    "--timeout-s=120",
+    "configs/orl_mbf.yaml",
+    "--num_epoch=1",
+    "--warmup_epoch=0",
+    "--num_image=60",
+    "--batch_size=15",
+    "--threads=1",
+    "--val_targets=[]",
+    "--save_all_states=true",
+    `--output=${out}`,
+  ]);
+  assert.equal(r.code, 0, r.text);
+  const saved = await Promise.all(
+    [0, 1, 2, 3].map((k) => readSafetensors(`${out}/checkpoint_rank${k}.safetensors`)),
+  );
+  assert.deepEqual(saved.map((s) => s.tensors.get("pfc.weight")!.shape[0]), [8, 8, 7, 7]);
+  const rows = saved.flatMap((s) => [...toFloat32(s.tensors.get("pfc.weight")!)]);
+  const momentum = saved.flatMap((s) => [...toFloat32(s.tensors.get("pfc_state0")!)]);
+
+  const store = await Deno.makeTempDir();
+  const worker = new URL("./resume_worker.ts", import.meta.url).pathname;
+  const outs = await Promise.all([0, 1, 2].map((k) =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", worker, store, "resume-4-3", String(k), "3", out, "30"],
+      stdout: "piped",
+      stderr: "piped",
+    }).output()
+  ));
+  for (const [k, o] of outs.entries()) {
+    assert.equal(o.code, 0, new TextDecoder().decode(o.stderr));
+    const got = JSON.parse(new TextDecoder().decode(o.stdout));
+    assert.deepEqual([got.start, got.count, got.step], [10 * k, 10, 1]); // 60 images over 4 ranks of 15: one step
+    assert.deepEqual(got.weight, rows.slice(10 * k * 512, (10 * k + 10) * 512));
+    assert.deepEqual(got.momentum, momentum.slice(10 * k * 512, (10 * k + 10) * 512));
+  }
+});
