@@ -22,15 +22,24 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# A Debian-managed python refuses system-wide installs (PEP 668): then install for the user.
+pip_install() {
+  python3 -m pip install -q "$@" || python3 -m pip install -q --user --break-system-packages "$@"
+}
+
 if ! command -v deno >/dev/null 2>&1; then
   echo "setup: installing Deno from PyPI"
-  python3 -m pip install -q "deno>=2.5,<3"
+  pip_install "deno>=2.5,<3"
   command -v pyenv >/dev/null 2>&1 && pyenv rehash
+  if ! command -v deno >/dev/null 2>&1 && [ -x "$HOME/.local/bin/deno" ]; then
+    export PATH="$HOME/.local/bin:$PATH"
+    echo "setup: Deno is in ~/.local/bin: add it to PATH (export PATH=\"\$HOME/.local/bin:\$PATH\")"
+  fi
 fi
 deno --version | head -1
 
 # The reference safetensors reader/writer, for the round-trip tests.
-python3 -c "import safetensors, numpy" 2>/dev/null || python3 -m pip install -q safetensors numpy
+python3 -c "import safetensors, numpy" 2>/dev/null || pip_install safetensors numpy
 
 # node_modules/ as `deno install` would fill it where npm is reachable: the yaml package
 # from Debian's node-yaml, and an empty @types/node (Deno has the node:* types built in).
@@ -45,7 +54,7 @@ fi
 # test compares with its roc_curve).
 if ! python3 -c "import onnx, onnxruntime, numpy, tensorboard, sklearn" >/dev/null 2>&1; then
   echo "setup: installing onnx onnxruntime numpy tensorboard scikit-learn with pip"
-  python3 -m pip install -q onnx onnxruntime numpy tensorboard scikit-learn
+  pip_install onnx onnxruntime numpy tensorboard scikit-learn
 fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null

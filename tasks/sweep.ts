@@ -1,5 +1,5 @@
 /**
- * `deno run -A tasks/sweep.ts [config.yaml] --grid lr=0.1,0.05 --grid margin_list=[1,0.5,0];[1,0,0.4]
+ * `deno run -A tasks/sweep.ts [config.yaml] --grid lr=0.1,0.05 --grid 'margin_list=[1,0.5,0];[1,0,0.4]'
  * [--out work_dirs/sweep] [--key=value …]`: trains one run per point of the grid, one after
  * another, each in its own output folder, and writes the results as `results.md` and
  * `results.csv` in the sweep folder (updated after every run, so a stopped sweep keeps what it
