@@ -188,6 +188,38 @@ void plan_eval_slots(afc_model &m, int64_t slot_bytes, int64_t region_bytes) {
   for (int a = 0; a < count; a++) m.lay.eval_act[a] = slot[a] < 0 ? 0 : slot[a] * stride;
 }
 
+// Places the activation gradients: backward needs a gradient from its first writer (the
+// last consumer, going backwards) to its producer, so a few slots of `slot_bytes` serve them
+// all. Returns the offset of each activation's gradient.
+template <class Take>
+std::vector<int64_t> grad_slots(afc_model &m, int64_t slot_bytes, Take &&take_bytes) {
+  const Backbone &b = m.spec;
+  const int count = (int)b.acts.size();
+  std::vector<int> slot(count, -1), free_slots;
+  int slots = 0;
+  auto take = [&](int a) {
+    if (slot[a] >= 0) return;
+    if (free_slots.empty()) {
+      slot[a] = slots++;
+    } else {
+      slot[a] = free_slots.back();
+      free_slots.pop_back();
+    }
+  };
+  take(b.head.src);  // written first, by the flatten's backward
+  for (int k = (int)b.ops.size() - 1; k >= 0; k--) {
+    const OpSpec &op = b.ops[k];
+    take(op.dst);
+    take(op.src);
+    // The producer of dst is its gradient's last reader.
+    if (op.kind != OpKind::AddInto) free_slots.push_back(slot[op.dst]);
+  }
+  const int64_t stride = round_up(slot_bytes, kAlign), base = take_bytes(slots * stride);
+  std::vector<int64_t> offsets(count);
+  for (int a = 0; a < count; a++) offsets[a] = base + (slot[a] < 0 ? 0 : slot[a]) * stride;
+  return offsets;
+}
+
 // Sizes the activation and workspace arenas from the max-batch plan.
 void make_layout(afc_model &m, const Plan &p) {
   Layout &L = m.lay;
@@ -200,17 +232,16 @@ void make_layout(afc_model &m, const Plan &p) {
     return o;
   };
   L.act.resize(b.acts.size());
-  L.dact.resize(b.acts.size());
   int64_t max_act = 0;
   int64_t max_c = b.head.num_features;
   for (size_t a = 0; a < b.acts.size(); a++) {
     const int64_t bytes = act_bytes_of(m, N, (int)a);
     L.act[a] = take(bytes);
-    L.dact[a] = take(bytes);
     max_act = std::max(max_act, bytes);
     max_c = std::max(max_c, b.acts[a].c);
   }
   plan_eval_slots(m, max_act, off);
+  L.dact = grad_slots(m, max_act, take);
   L.save.assign(b.ops.size(), 0);
   for (size_t i = 0; i < b.ops.size(); i++)
     if (b.ops[i].kind == OpKind::BatchNorm) L.save[i] = take(2 * b.acts[b.ops[i].src].c * sizeof(float));
