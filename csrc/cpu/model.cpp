@@ -152,40 +152,52 @@ std::unique_ptr<Plan> make_plan(afc_model &m, int64_t n) {
   return p;
 }
 
-// Assigns every activation an eval slot of `slot_bytes` by liveness: a slot is taken when an
-// op first writes the activation and given back after its last reader.
+// Slots handed to activations by liveness: a slot given back is reused before a new one.
+struct SlotPool {
+  std::vector<int> slot, free;
+  int count = 0;
+  explicit SlotPool(int acts) : slot(acts, -1) {}
+  void take(int a) {
+    if (slot[a] >= 0) return;
+    if (free.empty()) {
+      slot[a] = count++;
+    } else {
+      slot[a] = free.back();
+      free.pop_back();
+    }
+  }
+  void give_back(int a) { free.push_back(slot[a]); }
+  // Byte offset of each activation's slot (slot 0 for one that never got a slot).
+  std::vector<int64_t> offsets(int64_t base, int64_t stride) const {
+    std::vector<int64_t> out(slot.size());
+    for (size_t a = 0; a < slot.size(); a++) out[a] = base + std::max(slot[a], 0) * stride;
+    return out;
+  }
+};
+
+// Assigns every activation an eval slot of `slot_bytes`: a slot is taken when an op first
+// writes the activation and given back after its last reader.
 void plan_eval_slots(afc_model &m, int64_t slot_bytes, int64_t region_bytes) {
   const Backbone &b = m.spec;
-  const int count = (int)b.acts.size(), ops = (int)b.ops.size();
-  std::vector<int> last(count, -1), slot(count, -1), free_slots;
+  const int ops = (int)b.ops.size();
+  std::vector<int> last(b.acts.size(), -1);
   for (int i = 0; i < ops; i++) {
     last[b.ops[i].src] = i;
     if (b.ops[i].kind == OpKind::AddInto) last[b.ops[i].dst] = i;
   }
   last[b.head.src] = ops;  // the head reads the last activation after every op
-  int slots = 0;
-  auto take = [&](int a) {
-    if (slot[a] >= 0) return;
-    if (free_slots.empty()) {
-      slot[a] = slots++;
-    } else {
-      slot[a] = free_slots.back();
-      free_slots.pop_back();
-    }
-  };
-  take(0);  // the input
+  SlotPool pool((int)b.acts.size());
+  pool.take(0);  // the input
   for (int i = 0; i < ops; i++) {
     const OpSpec &op = b.ops[i];
-    take(op.dst);
+    pool.take(op.dst);
     for (int a : {op.src, op.dst})
-      if (last[a] == i && std::find(free_slots.begin(), free_slots.end(), slot[a]) == free_slots.end())
-        free_slots.push_back(slot[a]);
+      if (last[a] == i) pool.give_back(a);
   }
   const int64_t stride = round_up(slot_bytes, kAlign);
-  AFC_CHECK(slots * stride <= region_bytes, AFC_ERR_INTERNAL, "%d eval slots of %lld bytes exceed %lld", slots,
-            (long long)stride, (long long)region_bytes);
-  m.lay.eval_act.resize(count);
-  for (int a = 0; a < count; a++) m.lay.eval_act[a] = slot[a] < 0 ? 0 : slot[a] * stride;
+  AFC_CHECK(pool.count * stride <= region_bytes, AFC_ERR_INTERNAL, "%d eval slots of %lld bytes exceed %lld",
+            pool.count, (long long)stride, (long long)region_bytes);
+  m.lay.eval_act = pool.offsets(0, stride);
 }
 
 // Places the activation gradients: backward needs a gradient from its first writer (the
@@ -194,30 +206,17 @@ void plan_eval_slots(afc_model &m, int64_t slot_bytes, int64_t region_bytes) {
 template <class Take>
 std::vector<int64_t> grad_slots(afc_model &m, int64_t slot_bytes, Take &&take_bytes) {
   const Backbone &b = m.spec;
-  const int count = (int)b.acts.size();
-  std::vector<int> slot(count, -1), free_slots;
-  int slots = 0;
-  auto take = [&](int a) {
-    if (slot[a] >= 0) return;
-    if (free_slots.empty()) {
-      slot[a] = slots++;
-    } else {
-      slot[a] = free_slots.back();
-      free_slots.pop_back();
-    }
-  };
-  take(b.head.src);  // written first, by the flatten's backward
+  SlotPool pool((int)b.acts.size());
+  pool.take(b.head.src);  // written first, by the flatten's backward
   for (int k = (int)b.ops.size() - 1; k >= 0; k--) {
     const OpSpec &op = b.ops[k];
-    take(op.dst);
-    take(op.src);
+    pool.take(op.dst);
+    pool.take(op.src);
     // The producer of dst is its gradient's last reader.
-    if (op.kind != OpKind::AddInto) free_slots.push_back(slot[op.dst]);
+    if (op.kind != OpKind::AddInto) pool.give_back(op.dst);
   }
-  const int64_t stride = round_up(slot_bytes, kAlign), base = take_bytes(slots * stride);
-  std::vector<int64_t> offsets(count);
-  for (int a = 0; a < count; a++) offsets[a] = base + (slot[a] < 0 ? 0 : slot[a]) * stride;
-  return offsets;
+  const int64_t stride = round_up(slot_bytes, kAlign);
+  return pool.offsets(take_bytes(pool.count * stride), stride);
 }
 
 // Sizes the activation and workspace arenas from the max-batch plan.

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { worldFromEnv } from "../../lib/launch.ts";
 import { readSafetensors, toFloat32 } from "../../lib/safetensors.ts";
-import { loadConfig, parseOverrides } from "../../lib/config.ts";
 import { loadCheckpoint } from "../../lib/checkpoint.ts";
 import { Model } from "../../lib/model.ts";
 import { PartialFC } from "../../lib/head.ts";
@@ -75,10 +74,10 @@ async function launch(args: string[]): Promise<{ code: number; text: string }> {
   return { code: out.code, text: dec.decode(out.stdout) + dec.decode(out.stderr) };
 }
 
-Deno.test("launch: 2 ranks train one epoch; rank 0 logs, every rank writes its Partial FC shard", async () => {
-  const out = await Deno.makeTempDir();
-  const r = await launch([
-    "--nproc-per-node=2",
+/** One epoch of 60 ORL images over `nproc` ranks of 15, every rank saving its checkpoint. */
+function launchEpoch(nproc: number, out: string, extra: string[] = []) {
+  return launch([
+    `--nproc-per-node=${nproc}`,
     "--timeout-s=120",
     "configs/orl_mbf.yaml",
     "--num_epoch=1",
@@ -86,10 +85,15 @@ Deno.test("launch: 2 ranks train one epoch; rank 0 logs, every rank writes its P
     "--num_image=60",
     "--batch_size=15",
     "--val_targets=[]",
-    "--frequent=1",
     "--save_all_states=true",
     `--output=${out}`,
+    ...extra,
   ]);
+}
+
+Deno.test("launch: 2 ranks train one epoch; rank 0 logs, every rank writes its Partial FC shard", async () => {
+  const out = await Deno.makeTempDir();
+  const r = await launchEpoch(2, out, ["--frequent=1"]);
   assert.equal(r.code, 0, r.text);
   assert.match(r.text, /Ranks: 2, threads per rank: 1/);
   assert.equal([...r.text.matchAll(/Global Step: \d+/g)].length, 2, r.text); // rank 0 only
@@ -112,21 +116,7 @@ Deno.test("launch: one rank's failure stops the others with its message and exit
 
 Deno.test("resume on another world size: 2 ranks' shards load on 1 rank, class c keeps its row", async () => {
   const out = await Deno.makeTempDir();
-  const common = [
-    "--warmup_epoch=0",
-    "--num_image=60",
-    "--batch_size=15",
-    "--val_targets=[]",
-    `--output=${out}`,
-  ];
-  const r = await launch([
-    "--nproc-per-node=2",
-    "--timeout-s=120",
-    "configs/orl_mbf.yaml",
-    "--num_epoch=1",
-    "--save_all_states=true",
-    ...common,
-  ]);
+  const r = await launchEpoch(2, out);
   assert.equal(r.code, 0, r.text);
   const shards = await Promise.all(
     [0, 1].map((k) => readSafetensors(`${out}/checkpoint_rank${k}.safetensors`)),
@@ -135,14 +125,9 @@ Deno.test("resume on another world size: 2 ranks' shards load on 1 rank, class c
   const momentum = shards.map((s) => toFloat32(s.tensors.get("pfc_state0")!));
 
   // One rank now: the whole class range, rows in class order, momentum with them.
-  const config = loadConfig(`${root}configs/orl_mbf.yaml`, {
-    ...parseOverrides(common),
-    rec: `${root}data/orl`,
-    num_epoch: 1,
-  }, { worldSize: 1 });
   using model = Model.create({ network: "mbf", maxBatch: 30, threads: 2 });
   using pfc = new PartialFC({ numClasses: 30, embeddingSize: 512, maxBatch: 30, threads: 2 });
-  const state = await loadCheckpoint(out, 0, config.optimizer, model, pfc);
+  const state = await loadCheckpoint(out, 0, "sgd", model, pfc);
   assert.deepEqual([state.epoch, state.globalStep], [1, 2]);
   assert.deepEqual(pfc.readWeight(), Float32Array.from([...rows[0], ...rows[1]]));
   assert.deepEqual(pfc.readState(0), Float32Array.from([...momentum[0], ...momentum[1]]));
@@ -150,7 +135,7 @@ Deno.test("resume on another world size: 2 ranks' shards load on 1 rank, class c
   // A shard gone: refused with both counts, never re-initialised.
   await Deno.remove(`${out}/checkpoint_rank1.safetensors`);
   await assert.rejects(
-    () => loadCheckpoint(out, 0, config.optimizer, model, pfc),
+    () => loadCheckpoint(out, 0, "sgd", model, pfc),
     /1 Partial FC shards \(of 2 ranks\) hold 15 contiguous classes from 0 up to 15, but num_classes is 30/,
   );
 });
@@ -204,19 +189,7 @@ Deno.test("a rank killed mid-training: the other exits non-zero naming the lost 
 
 Deno.test("save with 4 ranks (8, 8, 7, 7 classes), resume on 3 (10, 10, 10): every row and its momentum", async () => {
   const out = await Deno.makeTempDir();
-  const r = await launch([
-    "--nproc-per-node=4",
-    "--timeout-s=120",
-    "configs/orl_mbf.yaml",
-    "--num_epoch=1",
-    "--warmup_epoch=0",
-    "--num_image=60",
-    "--batch_size=15",
-    "--threads=1",
-    "--val_targets=[]",
-    "--save_all_states=true",
-    `--output=${out}`,
-  ]);
+  const r = await launchEpoch(4, out, ["--threads=1"]);
   assert.equal(r.code, 0, r.text);
   const saved = await Promise.all(
     [0, 1, 2, 3].map((k) => readSafetensors(`${out}/checkpoint_rank${k}.safetensors`)),
