@@ -28,7 +28,7 @@ AFC_API afc_status afc_context_create(int32_t backend, int32_t num_threads, afc_
     ctx->threads = num_threads > 0 ? num_threads : omp_get_num_procs();
     ctx->engine = dnnl::engine(dnnl::engine::kind::cpu, 0);
     ctx->stream = dnnl::stream(ctx->engine);
-    openblas_set_num_threads(ctx->threads);
+    openblas_set_num_threads(1);  // see cpu/gemm.h
     *out = ctx;
   });
 }

@@ -1,12 +1,11 @@
 #include "cpu/layers.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "core/error.h"
+#include "cpu/gemm.h"
 
 namespace afc::cpu {
 
@@ -274,8 +273,7 @@ void PReLU::backward(bool accumulate_w, bool need_dsrc, bool accumulate_dsrc) {
 
 void fc_forward(const float *x, const float *w, const float *b, float *y, int64_t n, int64_t in, int64_t out) {
   if (n == 0) return;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)out, (int)in, 1.0f, x, (int)in, w, (int)in,
-              0.0f, y, (int)out);
+  sgemm(false, true, n, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
   if (b)
     for (int64_t i = 0; i < n; i++)
       for (int64_t j = 0; j < out; j++) y[i * out + j] += b[j];
@@ -291,11 +289,9 @@ void fc_backward(const float *x, const float *w, const float *dy, float *dx, flo
     }
     return;
   }
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)n, 1.0f, dy, (int)out, x, (int)in,
-              beta, dw, (int)in);
+  sgemm(true, false, out, in, n, 1.0f, dy, out, x, in, beta, dw, in);
   if (dx)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)in, (int)out, 1.0f, dy, (int)out, w,
-                (int)in, 0.0f, dx, (int)in);
+    sgemm(false, false, n, in, out, 1.0f, dy, out, w, in, 0.0f, dx, in);
   if (db)
     for (int64_t j = 0; j < out; j++) {
       float s = 0;

@@ -7,8 +7,6 @@
 //           (all-reduce max, then sum); loss = −mean_B log max(p_target, 1e−30).
 // Backward: dz = (p − onehot)/B; dcos = margin'(dz); de = dcos·w; dw = dcosᵀ·e; through the
 //           normalisations; dE all-reduced and this rank's rows scaled by W (AllGatherFunc).
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -17,6 +15,7 @@
 
 #include "core/context.h"
 #include "core/error.h"
+#include "cpu/gemm.h"
 #include "cpu/margin.h"
 #include "cpu/optimizer.h"
 #include "dist/comm.h"
@@ -177,8 +176,7 @@ void forward_backward(afc_pfc *p, const float *local_emb, const int64_t *local_l
       normalize_rows(p->weight.data(), S, D, p->w_n.data(), p->w_inv.data(), p->w_clamped.data());
     }
     // cos (B×S) = e (B×D) · wᵀ
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)S, (int)D, 1.0f,
-                p->emb_n.data(), (int)D, p->w_n.data(), (int)D, 0.0f, p->cos.data(), (int)S);
+    afc::cpu::sgemm(false, true, B, S, D, 1.0f, p->emb_n.data(), D, p->w_n.data(), D, 0.0f, p->cos.data(), S);
   }
   float *z = p->z.data();
   p->margin.forward(p->cos.data(), lab, B, S, z);
@@ -221,10 +219,8 @@ void forward_backward(afc_pfc *p, const float *local_emb, const int64_t *local_l
   p->margin.backward(p->cos.data(), lab, B, S, z, z);
   float *de = p->d_emb.data();
   if (S > 0) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)D, (int)S, 1.0f, z, (int)S,
-                p->w_n.data(), (int)D, 0.0f, de, (int)D);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)S, (int)D, (int)B, 1.0f, z, (int)S,
-                p->emb_n.data(), (int)D, 0.0f, p->d_w.data(), (int)D);
+    afc::cpu::sgemm(false, false, B, D, S, 1.0f, z, S, p->w_n.data(), D, 0.0f, de, D);
+    afc::cpu::sgemm(true, false, S, D, B, 1.0f, z, S, p->emb_n.data(), D, 0.0f, p->d_w.data(), D);
     normalize_backward(p->w_n.data(), p->w_inv.data(), p->w_clamped.data(), S, D, p->d_w.data());
   } else {
     std::fill(de, de + B * D, 0.0f);
