@@ -51,8 +51,14 @@ export interface ModelInfo {
   parameters: number;
   trainable_parameters: number;
   tensors: TensorInfo[];
-  /** Bytes of each arena. */
-  memory: { parameters: number; gradients: number; activations: number; workspace: number };
+  /** Bytes of each arena; eval_weights is resident only while eval runs (Winograd layouts). */
+  memory: {
+    parameters: number;
+    gradients: number;
+    activations: number;
+    workspace: number;
+    eval_weights: number;
+  };
 }
 
 type Ptr = Deno.PointerValue;

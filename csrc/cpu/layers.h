@@ -51,6 +51,17 @@ struct Conv {
             float *gw_blk, void *scratch);
   void prepare(dnnl::stream &s);  // weights from PyTorch layout into the primitives' layout
   void forward(dnnl::stream &s);
+
+  // Eval only: the batch norm that follows folded in, as one inference convolution with
+  // weights w·γ/σ and bias β − μ·γ/σ (σ = √(var + eps)). fold() comes after init() and
+  // returns false where oneDNN has no such primitive. The folded weights take the forward
+  // weights' place, or fold_weights_bytes() of their own (Winograd). bind_fold() comes after
+  // bind(): bias holds C floats, w_tmp the plain weights. prepare() and forward() then run
+  // the folded layer.
+  bool fold(const dnnl::engine &eng);
+  size_t fold_weights_bytes() const;
+  void bind_fold(const dnnl::engine &eng, const float *gamma, const float *beta, const float *mean,
+                 const float *var, float eps, float *bias, float *w_tmp, float *w_fold);
   void backward(dnnl::stream &s, bool accumulate_w, bool need_dsrc, bool accumulate_dsrc);
   const char *impl() const;
 
@@ -60,16 +71,22 @@ struct Conv {
   GroupConvShape gs;
   float *w_torch = nullptr, *gw_torch = nullptr, *wf = nullptr, *wb = nullptr, *gwpack = nullptr;
 
-  dnnl::convolution_forward::primitive_desc fwd_pd;
+  bool folded = false;
+  const float *bn_gamma = nullptr, *bn_beta = nullptr, *bn_mean = nullptr, *bn_var = nullptr;
+  float bn_eps = 0;
+  float *fold_bias = nullptr, *fold_w = nullptr;
+
+  dnnl::convolution_forward::primitive_desc fwd_pd, fold_pd;
   dnnl::convolution_backward_data::primitive_desc bwd_d_pd;
   dnnl::convolution_backward_weights::primitive_desc bwd_w_pd;
   md w_plain_md;
+  memory::dims strides, pads;
   int64_t src_floats = 0;
   ActBufs bufs;
-  dnnl::primitive fwd, bwd_d, bwd_w;
-  dnnl::reorder r_wfwd, r_wbwd, r_gw, r_gw_acc;
+  dnnl::primitive fwd, bwd_d, bwd_w, fold_fwd;
+  dnnl::reorder r_wfwd, r_wbwd, r_gw, r_gw_acc, r_fold;
   memory m_src, m_dst, m_dsrc, m_ddst, m_dsrc_tmp, m_w, m_gw, m_wfwd, m_wbwd, m_gwblk, m_scr_f, m_scr_d,
-      m_scr_w;
+      m_scr_w, m_bias, m_wfold, m_wfold_blk, m_scr_fold;
 };
 
 struct BatchNorm {

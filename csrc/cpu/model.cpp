@@ -1,3 +1,4 @@
+#include <chrono>
 // The model API on the CPU: a backbone description (core/backbone.h) executed with the
 // layers of cpu/layers.h over four arenas (parameters, gradients, activations, workspace),
 // each one allocation made at creation.
@@ -49,6 +50,10 @@ struct Arena {
               (long long)bytes);
     ptr = static_cast<float *>(p);
   }
+  // Gives the pages back; they read as zeros when touched again.
+  void release() const {
+    if (ptr) madvise(ptr, (size_t)bytes, MADV_DONTNEED);
+  }
   ~Arena() {
     if (ptr) munmap(ptr, (size_t)bytes);
   }
@@ -66,6 +71,7 @@ struct Layout {
   // workspace
   std::vector<int64_t> w_fwd, w_bwd;           // per op (conv)
   std::vector<int64_t> w_bytes;                // per op: bytes of one weight copy
+  std::vector<int64_t> fold_bias;              // per op (conv with a batch norm folded in): bias
   int64_t scratch = 0, scratch_bytes = 0, gw_blk = 0, gw_blk_bytes = 0, dtmp = 0, dtmp_bytes = 0, ptmp = 0;
   int64_t ws_bytes = 0;
 };
@@ -76,7 +82,10 @@ using LayerVar = std::variant<std::monostate, Conv, BatchNorm, PReLU>;
 struct Plan {
   int64_t n = 0;
   std::vector<LayerVar> layers;       // per op, on the training buffers
-  std::vector<LayerVar> eval_layers;  // the same on the eval slots
+  // The same on the eval slots, with batch norms folded into the convolutions before them
+  // (the batch norm's entry then holds std::monostate).
+  std::vector<LayerVar> eval_layers;
+  Arena eval_weights;  // folded weights in layouts of their own (touched only by eval)
   dnnl::reorder flat_fwd, flat_bwd, flat_eval;
   memory m_last, m_dlast, m_flat, m_dflat, m_last_eval;
 };
@@ -86,6 +95,11 @@ struct Plan {
 struct afc_model {
   afc_context *ctx = nullptr;
   Backbone spec;
+  // Eval runs spec.ops rewired so that a convolution whose only reader is a batch norm
+  // writes the batch norm's output, which then runs in place, or not at all where it is
+  // folded into the convolution (fold[i]: op i is such a convolution).
+  std::vector<OpSpec> eval_ops;
+  std::vector<char> fold;
   int64_t max_batch = 0;
   float dropout = 0;
   memory::format_tag tag = memory::format_tag::nChw16c;
@@ -96,6 +110,7 @@ struct afc_model {
   // other layouts for another batch size, so a change of plan re-prepares them too.
   bool weights_dirty = true;
   const Plan *prepared_for = nullptr;
+  bool prepared_train = false;  // training and eval (folded) weights share the workspace
   int64_t trained_n = -1;  // batch of the last training forward, -1 when backward is not possible
   uint64_t seed = 0, dropout_counter = 0;
   std::vector<char> ready;  // backward: which activation gradients hold a value
@@ -149,7 +164,28 @@ std::unique_ptr<Plan> make_plan(afc_model &m, int64_t n) {
       case OpKind::AddInto: break;
     }
   }
+  p->eval_layers = p->layers;
+  for (size_t i = 0; i < m.spec.ops.size(); i++)
+    if (m.fold[i] && std::get<Conv>(p->eval_layers[i]).fold(eng)) p->eval_layers[i + 1] = std::monostate{};
   return p;
+}
+
+// Which convolutions eval can fold the next batch norm into, and the eval op list.
+void plan_eval_ops(afc_model &m) {
+  const Backbone &b = m.spec;
+  std::vector<int> readers(b.acts.size(), 0);
+  for (const OpSpec &op : b.ops) readers[op.src]++;
+  readers[b.head.src]++;
+  m.eval_ops = b.ops;
+  m.fold.assign(b.ops.size(), 0);
+  for (size_t i = 0; i + 1 < b.ops.size(); i++) {
+    const OpSpec &op = b.ops[i], &next = b.ops[i + 1];
+    if (op.kind != OpKind::Conv || next.kind != OpKind::BatchNorm || next.src != op.dst || readers[op.dst] != 1)
+      continue;
+    m.fold[i] = 1;
+    m.eval_ops[i].dst = next.dst;
+    m.eval_ops[i + 1].src = next.dst;
+  }
 }
 
 // Slots handed to activations by liveness: a slot given back is reused before a new one.
@@ -179,20 +215,21 @@ struct SlotPool {
 // writes the activation and given back after its last reader.
 void plan_eval_slots(afc_model &m, int64_t slot_bytes, int64_t region_bytes) {
   const Backbone &b = m.spec;
-  const int ops = (int)b.ops.size();
+  const std::vector<OpSpec> &eval_ops = m.eval_ops;
+  const int ops = (int)eval_ops.size();
   std::vector<int> last(b.acts.size(), -1);
   for (int i = 0; i < ops; i++) {
-    last[b.ops[i].src] = i;
-    if (b.ops[i].kind == OpKind::AddInto) last[b.ops[i].dst] = i;
+    last[eval_ops[i].src] = i;
+    if (eval_ops[i].kind == OpKind::AddInto) last[eval_ops[i].dst] = i;
   }
   last[b.head.src] = ops;  // the head reads the last activation after every op
   SlotPool pool((int)b.acts.size());
   pool.take(0);  // the input
   for (int i = 0; i < ops; i++) {
-    const OpSpec &op = b.ops[i];
+    const OpSpec &op = eval_ops[i];
     pool.take(op.dst);
-    for (int a : {op.src, op.dst})
-      if (last[a] == i) pool.give_back(a);
+    if (last[op.src] == i) pool.give_back(op.src);
+    if (op.dst != op.src && last[op.dst] == i) pool.give_back(op.dst);
   }
   const int64_t stride = round_up(slot_bytes, kAlign);
   AFC_CHECK(pool.count * stride <= region_bytes, AFC_ERR_INTERNAL, "%d eval slots of %lld bytes exceed %lld",
@@ -258,14 +295,18 @@ void make_layout(afc_model &m, const Plan &p) {
   L.w_fwd.assign(b.ops.size(), -1);
   L.w_bwd.assign(b.ops.size(), -1);
   L.w_bytes.assign(b.ops.size(), 0);
+  L.fold_bias.assign(b.ops.size(), -1);
   int64_t scratch = 0, gw = 0;
   for (size_t i = 0; i < b.ops.size(); i++) {
     if (const Conv *c = std::get_if<Conv>(&p.layers[i])) {
       L.w_bytes[i] = c->weights_bytes();
       L.w_fwd[i] = take(L.w_bytes[i]);
       if (c->bwd_weights_differ()) L.w_bwd[i] = take(L.w_bytes[i]);
-      scratch = std::max<int64_t>(scratch, c->scratch_bytes());
-      gw = std::max<int64_t>(gw, c->dweights_bytes());
+      if (m.fold[i]) L.fold_bias[i] = take(b.acts[b.ops[i].dst].c * 4);
+      scratch = std::max<int64_t>(
+          {scratch, (int64_t)c->scratch_bytes(), (int64_t)std::get<Conv>(p.eval_layers[i]).scratch_bytes()});
+      // The folded weights are computed in the weight-gradient buffer.
+      gw = std::max<int64_t>({gw, (int64_t)c->dweights_bytes(), b.tensors[b.ops[i].weight].numel * 4});
     } else if (const BatchNorm *n = std::get_if<BatchNorm>(&p.layers[i])) {
       scratch = std::max<int64_t>(scratch, n->scratch_bytes());
     }
@@ -280,22 +321,28 @@ void make_layout(afc_model &m, const Plan &p) {
   L.ws_bytes = off;
 }
 
-// Puts the convolution weights into the layouts of plan p, unless they are there already.
-void prepare_weights(afc_model &m, Plan &p) {
-  if (!m.weights_dirty && m.prepared_for == &p) return;
-  for (auto &l : p.layers)
+// Puts the convolution weights into the layouts of plan p for training or eval (folded),
+// unless they are there already.
+void prepare_weights(afc_model &m, Plan &p, bool train) {
+  if (!m.weights_dirty && m.prepared_for == &p && m.prepared_train == train) return;
+  // Eval weights of one plan at a time: a training run keeps no copy it does not use.
+  if (m.prepared_for && (m.prepared_for != &p || train)) m.prepared_for->eval_weights.release();
+  for (auto &l : train ? p.layers : p.eval_layers)
     if (Conv *c = std::get_if<Conv>(&l)) c->prepare(m.ctx->stream);
   m.weights_dirty = false;
   m.prepared_for = &p;
+  m.prepared_train = train;
 }
 
 // Attaches the arenas to layers of plan p, with activations at offsets `act`, and creates
 // the primitives.
-void bind_layers(afc_model &m, Plan &p, std::vector<LayerVar> &layers, const std::vector<int64_t> &act) {
+void bind_layers(afc_model &m, Plan &p, const std::vector<OpSpec> &ops, std::vector<LayerVar> &layers,
+                 const std::vector<int64_t> &act) {
   const auto &eng = m.ctx->engine;
   const Layout &L = m.lay;
-  for (size_t i = 0; i < m.spec.ops.size(); i++) {
-    const OpSpec &op = m.spec.ops[i];
+  int64_t eval_w = 0;  // bytes into p.eval_weights
+  for (size_t i = 0; i < ops.size(); i++) {
+    const OpSpec &op = ops[i];
     ActBufs a;
     if (op.kind != OpKind::AddInto) {
       a.src = m.A(act[op.src]);
@@ -313,6 +360,12 @@ void bind_layers(afc_model &m, Plan &p, std::vector<LayerVar> &layers, const std
                 (long long)p.n, i);
       c->bind(eng, a, m.P(op.weight), m.G(op.weight), m.W(L.w_fwd[i]), L.w_bwd[i] >= 0 ? m.W(L.w_bwd[i]) : nullptr,
               m.W(L.gw_blk), scratch);
+      if (c->folded) {
+        const OpSpec &bn = ops[i + 1];
+        c->bind_fold(eng, m.P(bn.weight), m.P(bn.bias), m.P(bn.mean), m.P(bn.var), kEps, m.W(L.fold_bias[i]),
+                     m.W(L.gw_blk), reinterpret_cast<float *>(reinterpret_cast<char *>(p.eval_weights.ptr) + eval_w));
+        eval_w += round_up(c->fold_weights_bytes(), kAlign);
+      }
     } else if (BatchNorm *b = std::get_if<BatchNorm>(&layers[i])) {
       AFC_CHECK((int64_t)b->scratch_bytes() <= L.scratch_bytes, AFC_ERR_INTERNAL,
                 "batch %lld needs more scratch than sized", (long long)p.n);
@@ -329,9 +382,12 @@ void bind_layers(afc_model &m, Plan &p, std::vector<LayerVar> &layers, const std
 void bind_plan(afc_model &m, Plan &p) {
   const auto &eng = m.ctx->engine;
   const Layout &L = m.lay;
-  p.eval_layers = p.layers;
-  bind_layers(m, p, p.layers, L.act);
-  bind_layers(m, p, p.eval_layers, L.eval_act);
+  int64_t eval_weight_bytes = 0;
+  for (auto &l : p.eval_layers)
+    if (Conv *c = std::get_if<Conv>(&l)) eval_weight_bytes += round_up(c->fold_weights_bytes(), kAlign);
+  p.eval_weights.alloc(eval_weight_bytes, "eval weight");
+  bind_layers(m, p, m.spec.ops, p.layers, L.act);
+  bind_layers(m, p, m.eval_ops, p.eval_layers, L.eval_act);
   // Flatten: blocked last activation ↔ plain n×(C·H·W) in PyTorch order.
   const HeadSpec &h = m.spec.head;
   const ActSpec &s = m.spec.acts[h.src];
@@ -490,6 +546,7 @@ AFC_API afc_status afc_model_create(afc_context_t *ctx, const char *name, int32_
     m->max_batch = max_batch;
     m->dropout = m->spec.head.dropout ? dropout : 0.0f;
     m->tag = act_tag();
+    plan_eval_ops(*m);
     m->params.alloc(m->spec.total_floats * 4, "parameter");
     m->grads.alloc(m->spec.trainable_floats * 4, "gradient");
     init_params(*m);
@@ -526,7 +583,8 @@ AFC_API afc_status afc_model_describe(const afc_model_t *m, char *buf, int64_t c
     }
     j += "],\"memory\":{\"parameters\":" + std::to_string(m->params.bytes) +
          ",\"gradients\":" + std::to_string(m->grads.bytes) + ",\"activations\":" + std::to_string(m->acts.bytes) +
-         ",\"workspace\":" + std::to_string(m->work.bytes) + "}";
+         ",\"workspace\":" + std::to_string(m->work.bytes) +
+         ",\"eval_weights\":" + std::to_string(m->plans.at(m->max_batch)->eval_weights.bytes) + "}";
     j += ",\"notes\":\"state-dict names and element order as arcface_torch; num_batches_tracked is not kept; "
          "initialised with seed 0 as arcface_torch does (iresnet: conv N(0,0.1), fc nn.Linear default; mbf: "
          "kaiming_normal fan_out); BatchNorm momentum 0.1, eps 1e-5\"}";
@@ -592,17 +650,22 @@ AFC_API afc_status afc_model_forward(afc_model_t *m, const float *input, int64_t
     Plan &p = plan_for(*m, n);
     dnnl::stream &s = m->ctx->stream;
     const Layout &L = m->lay;
-    prepare_weights(*m, p);
+    prepare_weights(*m, p, train);
     const std::vector<int64_t> &act = train ? L.act : L.eval_act;
+    const std::vector<OpSpec> &ops = train ? m->spec.ops : m->eval_ops;
     std::vector<LayerVar> &layers = train ? p.layers : p.eval_layers;
     std::memcpy(m->A(act[0]), input, sizeof(float) * n * 3 * 112 * 112);
-    for (size_t i = 0; i < m->spec.ops.size(); i++) {
-      const OpSpec &op = m->spec.ops[i];
+    static double T[8]; static int calls; auto t0 = std::chrono::steady_clock::now();
+    auto tick = [&](int k) { s.wait(); auto t1 = std::chrono::steady_clock::now(); T[k] += std::chrono::duration<double, std::milli>(t1 - t0).count(); t0 = t1; };
+    if (++calls % 20 == 0) fprintf(stderr, "conv %.2f bn %.2f prelu %.2f add %.2f\n", T[0]/calls, T[1]/calls, T[2]/calls, T[3]/calls);
+    for (size_t i = 0; i < ops.size(); i++) {
+      const OpSpec &op = ops[i];
       LayerVar &l = layers[i];
-      if (Conv *c = std::get_if<Conv>(&l)) c->forward(s);
-      else if (BatchNorm *b = std::get_if<BatchNorm>(&l)) b->forward(s, train, kMomentum);
-      else if (PReLU *r = std::get_if<PReLU>(&l)) r->forward();
-      else add_into(m->A(act[op.dst]), m->A(act[op.src]), act_bytes_of(*m, n, op.dst) / 4);
+      if (Conv *c = std::get_if<Conv>(&l)) {c->forward(s);tick(0);}
+      else if (BatchNorm *b = std::get_if<BatchNorm>(&l)) {b->forward(s, train, kMomentum);tick(1);}
+      else if (PReLU *r = std::get_if<PReLU>(&l)) {r->forward();tick(2);}
+      else if (op.kind == OpKind::AddInto) {add_into(m->A(act[op.dst]), m->A(act[op.src]), act_bytes_of(*m, n, op.dst) / 4);tick(3);}
+      // else: a batch norm folded into the convolution before it
     }
     if (train)
       p.flat_fwd.execute(s, p.m_last, p.m_flat);

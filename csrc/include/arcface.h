@@ -132,7 +132,8 @@ AFC_API void afc_model_destroy(afc_model_t *model);
 
 /* Describes the model as JSON: {"name", "num_features", "max_batch", "parameters",
  * "tensors": [{"name", "shape", "kind": "parameter"|"buffer", "trainable"}...],
- * "memory": {"parameters", "gradients", "activations", "workspace"} (bytes)}.
+ * "memory": {"parameters", "gradients", "activations", "workspace", "eval_weights"} (bytes
+ * reserved; eval_weights: the max-batch plan's Winograd weights, resident only during eval)}.
  * Writes at most `capacity` bytes including the terminating NUL to `buf` and the full
  * length including the NUL to *needed; call with (NULL, 0) to size the buffer. */
 AFC_API afc_status afc_model_describe(const afc_model_t *model, char *buf, int64_t capacity,

@@ -96,6 +96,37 @@ for (const network of ["mbf", "r18"]) {
   });
 }
 
+Deno.test("eval folds the current batch norms: after a training forward, a write, and a batch change", async () => {
+  // Eval runs each convolution with the batch norm after it folded in, prepared once and
+  // kept while nothing changes. A second model given the same values must agree each time.
+  const network = "r18";
+  const golden = await readSafetensors(`${fixtures}golden_${network}.safetensors`);
+  const x = toFloat32(golden.tensors.get("input")!);
+  using a = Model.create({ network, maxBatch: 4, threads: 2 });
+  using b = Model.create({ network, maxBatch: 4, threads: 2 });
+  const copy = () => {
+    for (const t of a.tensors()) b.write(t.name, a.read(t.name));
+  };
+  for (const t of a.tensors()) if (t.name !== "features.weight") a.write(t.name, seeded(t.name, t.shape));
+  const before = await a.forward(x, 4);
+  await a.forward(x, 4, { train: true }); // moves every running mean and variance
+  copy();
+  const after = await a.forward(x, 4);
+  assert.ok(maxRel(after, before) > 1e-3, "the training forward should change the eval embeddings");
+  assert.ok(maxRel(after, await b.forward(x, 4)) < 1e-6, "eval after a training forward");
+
+  const name = "layer1.0.bn2.running_var";
+  a.write(name, a.read(name).map((v) => v * 2));
+  copy();
+  const written = await a.forward(x, 4);
+  assert.ok(maxRel(written, after) > 1e-4, "the write should change the eval embeddings");
+  assert.ok(maxRel(written, await b.forward(x, 4)) < 1e-6, "eval after a write");
+
+  const two = await a.forward(x.subarray(0, 2 * 3 * 112 * 112), 2);
+  assert.ok(maxRel(two, written.subarray(0, 2 * 512)) < 1e-5, "batch 2 after batch 4");
+  assert.ok(maxRel(await a.forward(x, 4), written) < 1e-6, "batch 4 again");
+});
+
 Deno.test("parameter counts match arcface_torch", () => {
   // sum(p.numel()) of tests/golden/backbones.py (arcface_torch's modules) in PyTorch 1.13.
   const expected: Record<string, number> = {
