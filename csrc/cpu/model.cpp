@@ -1,4 +1,3 @@
-#include <chrono>
 // The model API on the CPU: a backbone description (core/backbone.h) executed with the
 // layers of cpu/layers.h over four arenas (parameters, gradients, activations, workspace),
 // each one allocation made at creation.
@@ -655,16 +654,14 @@ AFC_API afc_status afc_model_forward(afc_model_t *m, const float *input, int64_t
     const std::vector<OpSpec> &ops = train ? m->spec.ops : m->eval_ops;
     std::vector<LayerVar> &layers = train ? p.layers : p.eval_layers;
     std::memcpy(m->A(act[0]), input, sizeof(float) * n * 3 * 112 * 112);
-    static double T[8]; static int calls; auto t0 = std::chrono::steady_clock::now();
-    auto tick = [&](int k) { s.wait(); auto t1 = std::chrono::steady_clock::now(); T[k] += std::chrono::duration<double, std::milli>(t1 - t0).count(); t0 = t1; };
-    if (++calls % 20 == 0) fprintf(stderr, "conv %.2f bn %.2f prelu %.2f add %.2f\n", T[0]/calls, T[1]/calls, T[2]/calls, T[3]/calls);
     for (size_t i = 0; i < ops.size(); i++) {
       const OpSpec &op = ops[i];
       LayerVar &l = layers[i];
-      if (Conv *c = std::get_if<Conv>(&l)) {c->forward(s);tick(0);}
-      else if (BatchNorm *b = std::get_if<BatchNorm>(&l)) {b->forward(s, train, kMomentum);tick(1);}
-      else if (PReLU *r = std::get_if<PReLU>(&l)) {r->forward();tick(2);}
-      else if (op.kind == OpKind::AddInto) {add_into(m->A(act[op.dst]), m->A(act[op.src]), act_bytes_of(*m, n, op.dst) / 4);tick(3);}
+      if (Conv *c = std::get_if<Conv>(&l)) c->forward(s);
+      else if (BatchNorm *b = std::get_if<BatchNorm>(&l)) b->forward(s, train, kMomentum);
+      else if (PReLU *r = std::get_if<PReLU>(&l)) r->forward();
+      else if (op.kind == OpKind::AddInto)
+        add_into(m->A(act[op.dst]), m->A(act[op.src]), act_bytes_of(*m, n, op.dst) / 4);
       // else: a batch norm folded into the convolution before it
     }
     if (train)

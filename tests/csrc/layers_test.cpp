@@ -1,6 +1,6 @@
 // The CPU layers one by one: known values (cases C31 PReLU axes, C33 batch norm frozen and
 // training) and finite-difference gradient checks of convolution (plain and depthwise),
-// batch norm, PReLU, the fully connected layer and BatchNorm1d.
+// batch norm, PReLU, the fully connected layer, BatchNorm1d and a whole IBasicBlock.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -35,10 +35,10 @@ double dot(const std::vector<float> &a, const std::vector<float> &b) {
   return s;
 }
 
-// Central differences of L(p) = <f(p), r> at a few indices of p, against the analytic grad.
+// Central differences of L(p) = <f(p), r> at a few indices of p, with step h, against the
+// analytic grad.
 void expect_fd(std::vector<float> &p, const std::vector<float> &grad, const std::function<double()> &loss,
-               const char *what, double tol = 2e-2) {
-  const float h = 1e-2f;
+               const char *what, double tol = 2e-2, float h = 1e-2f) {
   for (size_t k = 0; k < 6; k++) {
     const size_t i = (k * 7919) % p.size();
     const float keep = p[i];
@@ -339,4 +339,117 @@ TEST(BatchNorm1d, FiniteDifferences) {
   expect_fd(x, dx, loss, "bn1d dx");
   expect_fd(g, dg, loss, "bn1d dgamma");
   expect_fd(b, db, loss, "bn1d dbeta");
+}
+
+// A whole IBasicBlock with a downsample, wired as the model wires it, on the blocked
+// layout: bn1 → conv3×3 → bn2 → PReLU → conv3×3 stride 2 → bn3, plus 1×1 stride-2 conv →
+// BN on the shortcut, summed. The input feeds two layers, so its gradient is accumulated.
+TEST(IBasicBlock, FiniteDifferences) {
+  Env e;
+  const tag t = act_tag();
+  const int64_t n = 2, ci = 16, co = 32, h = 8, oh = 4;
+  const dnnl::memory::desc in = act_md(n, ci, h, h, t), mid = act_md(n, co, h, h, t), out = act_md(n, co, oh, oh, t);
+  auto floats = [](const dnnl::memory::desc &m) { return m.get_size() / 4; };
+  // Activations (index: x, a1 bn1, a2 conv1, a3 bn2, a4 prelu, y conv2, y2 bn3, d1 ds conv, d2 ds bn)
+  std::vector<std::vector<float>> act(9), grad(9);
+  const dnnl::memory::desc mds[9] = {in, in, mid, mid, mid, out, out, out, out};
+  for (int i = 0; i < 9; i++) act[i].assign(floats(mds[i]), 0), grad[i].assign(floats(mds[i]), 0);
+  std::vector<float> tmp(floats(mid)), scratch(1 << 20);
+  auto bufs = [&](int src, int dst) {
+    return ActBufs{act[src].data(), act[dst].data(), grad[src].data(), grad[dst].data(), tmp.data()};
+  };
+  // Blocked random input: padded channels stay zero with 16 and 32 channels.
+  const auto x0 = randn(act[0].size(), 11);
+  std::copy(x0.begin(), x0.end(), act[0].begin());
+
+  struct BnParams {
+    std::vector<float> g, b, rm, rv, dg, db, sm, sv, dp;
+  };
+  auto bn_params = [](int64_t c, unsigned seed) {
+    BnParams p;
+    p.g = randn(c, seed, 0.3f);
+    for (auto &v : p.g) v += 1.0f;
+    p.b = randn(c, seed + 1, 0.1f);
+    p.rm.assign(c, 0), p.rv.assign(c, 1), p.dg.assign(c, 0), p.db.assign(c, 0), p.sm.assign(c, 0), p.sv.assign(c, 0),
+        p.dp.assign(2 * c, 0);
+    return p;
+  };
+  BnParams pb1 = bn_params(ci, 20), pb2 = bn_params(co, 22), pb3 = bn_params(co, 24), pbd = bn_params(co, 26);
+  BatchNorm bn1, bn2, bn3, bnd;
+  auto bind_bn = [&](BatchNorm &b, const dnnl::memory::desc &m, BnParams &p, int src, int dst) {
+    b.init(e.eng, m, 1e-5f);
+    ASSERT_LE(b.scratch_bytes(), scratch.size() * 4);
+    b.bind(e.eng, bufs(src, dst), p.g.data(), p.b.data(), p.rm.data(), p.rv.data(), p.dg.data(), p.db.data(),
+           p.sm.data(), p.sv.data(), p.dp.data(), scratch.data());
+  };
+  bind_bn(bn1, in, pb1, 0, 1);
+  bind_bn(bn2, mid, pb2, 2, 3);
+  bind_bn(bn3, out, pb3, 5, 6);
+  bind_bn(bnd, out, pbd, 7, 8);
+
+  struct ConvParams {
+    std::vector<float> w, gw, wf, wb, gblk;
+  };
+  Conv c1, c2, cd;
+  ConvParams p1, p2, pd;
+  auto bind_conv = [&](Conv &c, ConvParams &p, const dnnl::memory::desc &s, const dnnl::memory::desc &d, int64_t i,
+                       int64_t o, int k, int stride, int pad, int src, int dst, unsigned seed) {
+    c.init(e.eng, s, d, i, o, k, stride, pad, 1);
+    ASSERT_LE(c.scratch_bytes(), scratch.size() * 4);
+    p.w = randn(o * i * k * k, seed, 1.0f / std::sqrt((float)(i * k * k)));
+    p.gw.assign(p.w.size(), 0), p.wf.assign(c.weights_bytes() / 4, 0), p.wb.assign(c.weights_bytes() / 4, 0);
+    p.gblk.assign(c.dweights_bytes() / 4, 0);
+    c.bind(e.eng, bufs(src, dst), p.w.data(), p.gw.data(), p.wf.data(), p.wb.data(), p.gblk.data(), scratch.data());
+  };
+  bind_conv(c1, p1, in, mid, ci, co, 3, 1, 1, 1, 2, 30);
+  bind_conv(c2, p2, mid, out, co, co, 3, 2, 1, 4, 5, 31);
+  bind_conv(cd, pd, in, out, ci, co, 1, 2, 0, 0, 7, 32);
+  PReLU pr;
+  std::vector<float> slope = randn(co, 40, 0.1f), dslope(co);
+  for (auto &v : slope) v += 0.25f;
+  pr.init(mid);
+  pr.bind(bufs(3, 4), slope.data(), dslope.data());
+
+  const auto r = randn(act[6].size(), 50);
+  // Weights of scale 1/√(fan_in) ≈ 0.08 through three batch norms: a step of 1e-2 leaves
+  // second-order error of a few percent, 1e-3 stays well above float32 rounding.
+  const float kStep = 1e-3f;
+  auto loss = [&] {
+    for (Conv *c : {&c1, &c2, &cd}) c->prepare(e.s);
+    bn1.forward(e.s, true);
+    c1.forward(e.s);
+    bn2.forward(e.s, true);
+    e.s.wait();
+    pr.forward();
+    c2.forward(e.s);
+    bn3.forward(e.s, true);
+    cd.forward(e.s);
+    bnd.forward(e.s, true);
+    e.s.wait();
+    add_into(act[6].data(), act[8].data(), (int64_t)act[6].size());
+    return dot(act[6], r);
+  };
+  loss();
+  grad[6] = r;  // copies into the bound buffer's storage (same size: no reallocation)
+  grad[8] = r;  // the sum passes the gradient to both branches
+  bn3.backward(e.s, false, true, false);
+  c2.backward(e.s, false, true, false);
+  e.s.wait();
+  pr.backward(false, true, false);
+  bn2.backward(e.s, false, true, false);
+  c1.backward(e.s, false, true, false);
+  bn1.backward(e.s, false, true, false);  // first writer of dx
+  bnd.backward(e.s, false, true, false);
+  cd.backward(e.s, false, true, true);    // adds its part of dx
+  e.s.wait();
+  const auto dx = grad[0], dw1 = p1.gw, dw2 = p2.gw, dwd = pd.gw, dslope0 = dslope, dg1 = pb1.dg, db3 = pb3.db,
+             dgd = pbd.dg;
+  expect_fd(act[0], dx, loss, "block dx", 2e-2, kStep);
+  expect_fd(p1.w, dw1, loss, "conv1 dw", 2e-2, kStep);
+  expect_fd(p2.w, dw2, loss, "conv2 dw", 2e-2, kStep);
+  expect_fd(pd.w, dwd, loss, "downsample dw", 2e-2, kStep);
+  expect_fd(slope, dslope0, loss, "prelu dslope", 2e-2, kStep);
+  expect_fd(pb1.g, dg1, loss, "bn1 dgamma", 2e-2, kStep);
+  expect_fd(pb3.b, db3, loss, "bn3 dbeta", 2e-2, kStep);
+  expect_fd(pbd.g, dgd, loss, "downsample bn dgamma", 2e-2, kStep);
 }
