@@ -343,12 +343,14 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
         runSamples += n * worldSize;
         if ((micro + 1) % acc !== 0) continue;
 
-        // One optimizer step over the accumulated micro-batches (gradients averaged).
-        if (world.comm && worldSize > 1) await world.comm.allReduceModelGrads(model);
-        const scale = 1 / acc;
-        const sumSq = model.gradSumSquares();
         const lr = scheduler.lr;
-        if (!Number.isFinite(loss) || !Number.isFinite(sumSq)) {
+        const applied = await applyStep({ model, pfc, opt, comm: worldSize > 1 ? world.comm : undefined }, {
+          lr,
+          loss,
+          microBatches: acc,
+          maxGradNorm: config.max_grad_norm,
+        });
+        if (!applied) {
           nonFinite++;
           log.warn(`step ${globalStep + 1}: non-finite loss ${loss} or gradient; the update is skipped`);
           if (nonFinite >= MAX_NONFINITE_STEPS) {
@@ -361,12 +363,7 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
           }
         } else {
           nonFinite = 0;
-          const clip = config.max_grad_norm > 0 ? clipCoefficient(sumSq, scale, config.max_grad_norm) : 1;
-          await model.step(opt, lr, scale * clip);
-          await pfc.step(opt, lr, scale);
         }
-        model.zeroGrad();
-        pfc.zeroGrad();
         scheduler.step();
         globalStep++;
         windowSteps++;
@@ -451,6 +448,40 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
 }
 
 /** Refuses, before anything is written, a config that cannot run here. */
+/** What one optimizer step updates. */
+export interface StepParts {
+  model: Model;
+  pfc: PartialFC;
+  opt: Optimizer;
+  /** Joins the ranks; absent for one process. */
+  comm?: Comm;
+}
+
+/**
+ * The update that ends an optimizer step, after its micro-batches' backward passes (as
+ * arcface_torch's train_v2.py): backbone gradients averaged over the ranks, scaled by
+ * 1 / microBatches, clipped to `maxGradNorm` (global norm; 0 turns clipping off), then the
+ * optimizer on the backbone and on this rank's Partial FC shard. A non-finite `loss` or
+ * gradient skips the update and returns false. Gradients are zeroed either way.
+ */
+export async function applyStep(
+  { model, pfc, opt, comm }: StepParts,
+  o: { lr: number; loss: number; microBatches: number; maxGradNorm: number },
+): Promise<boolean> {
+  if (comm) await comm.allReduceModelGrads(model);
+  const scale = 1 / o.microBatches;
+  const sumSq = model.gradSumSquares();
+  const finite = Number.isFinite(o.loss) && Number.isFinite(sumSq);
+  if (finite) {
+    const clip = o.maxGradNorm > 0 ? clipCoefficient(sumSq, scale, o.maxGradNorm) : 1;
+    await model.step(opt, o.lr, scale * clip);
+    await pfc.step(opt, o.lr, scale);
+  }
+  model.zeroGrad();
+  pfc.zeroGrad();
+  return finite;
+}
+
 function checkRunnable(config: Config): void {
   if (![...NETWORKS, "r2060"].includes(config.network)) {
     throw new AfcError(
