@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   build-essential cmake pkg-config
   libdnnl-dev libopenblas-dev libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev
-  libgloo-dev redis-server libgtest-dev
+  libgloo-dev redis-server redis-tools iproute2 libgtest-dev
   node-yaml python3-torch python3-numpy python3-pil
 )
 

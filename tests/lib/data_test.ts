@@ -325,6 +325,17 @@ Deno.test("sharding over 2 and 3 ranks: padded like DistributedSampler, equal fu
   Deno.removeSync(dir, { recursive: true });
 });
 
+Deno.test("7 images on 2 ranks at batch 2: both ranks run 2 steps of 2 images", async () => {
+  const dir = Deno.makeTempDirSync();
+  using ds = ppmDataset(dir, 7);
+  const o = { batchSize: 2, width: 2, height: 1, flip: false };
+  const ranks = await Promise.all([0, 1].map((rank) => epochLabels(ds, { ...o, rank, worldSize: 2 })));
+  assert.deepEqual(ranks.map((r) => r.map((batch) => batch.length)), [[2, 2], [2, 2]]);
+  // Padded to 8 with the first shuffled index again, as DistributedSampler: 7 distinct labels.
+  assert.equal(new Set(ranks.flat(2)).size, 7);
+  Deno.removeSync(dir, { recursive: true });
+});
+
 Deno.test("random horizontal flip mirrors some images, the same ones for the same seed", async () => {
   const dir = Deno.makeTempDirSync();
   using ds = ppmDataset(dir, 32);
