@@ -149,6 +149,7 @@ export const symbols = {
     result: "i32",
   },
   afc_comm_destroy: { parameters: ["pointer"], result: "void" },
+  afc_comm_seconds: { parameters: ["pointer", "buffer"], result: "i32" },
   afc_comm_rank: { parameters: ["pointer", "buffer"], result: "i32" },
   afc_comm_size: { parameters: ["pointer", "buffer"], result: "i32" },
   afc_comm_error: { parameters: ["pointer", "buffer", "i64", "buffer"], result: "i32" },
@@ -186,4 +187,4 @@ export const symbols = {
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The ABI version these bindings were written for; the loader refuses any other. */
-export const ABI_VERSION = 3;
+export const ABI_VERSION = 4;

@@ -12,7 +12,18 @@
  * @module
  */
 import type { Model } from "./model.ts";
-import { AfcError, checkOn, cStr, cString, lib, PtrOut, Status, toI64, toSafeNumber } from "../ffi/mod.ts";
+import {
+  AfcError,
+  check,
+  checkOn,
+  cStr,
+  cString,
+  lib,
+  PtrOut,
+  Status,
+  toI64,
+  toSafeNumber,
+} from "../ffi/mod.ts";
 
 /** A buffer the collectives accept. */
 export type CommBuffer = Float32Array<ArrayBuffer> | BigInt64Array<ArrayBuffer>;
@@ -108,6 +119,14 @@ export class Comm {
       throw new AfcError(`Cannot join the world as rank ${rank} of ${worldSize}: ${detail}`, status);
     }
     return Promise.resolve(new Comm(out.value, rank, worldSize));
+  }
+
+  /** Seconds spent inside collectives so far, waiting for slower ranks included. */
+  get seconds(): number {
+    const out = new Float64Array(1);
+    const action = "Cannot read the communication time";
+    check(lib().afc_comm_seconds(this.#live(action), out), action);
+    return out[0];
   }
 
   /** A world of this process alone: every collective leaves the data as it is. */

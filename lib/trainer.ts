@@ -83,6 +83,9 @@ export interface TrainResult {
   epochs: number;
   /** Samples per second over the whole run, all ranks. */
   samplesPerSecond: number;
+  /** Seconds this rank spent inside collectives (0 for one process), and its training time. */
+  commSeconds: number;
+  trainSeconds: number;
   /** Per verification set: its last and best figures. */
   verification: Record<string, VerificationFigures>;
   /** Output folder (model.safetensors, training.log, checkpoints). */
@@ -297,6 +300,7 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
   let windowLoss = 0, windowCount = 0, lastLoss = NaN, nonFinite = 0;
   let windowStart = performance.now(), windowSamples = 0, windowSteps = 0;
   const runStart = performance.now();
+  const commStart = worldSize > 1 ? world.comm!.seconds : 0;
   let runSamples = 0;
   let { globalStep, epoch } = state;
   let verifiedAt = -1, stopped = false;
@@ -430,17 +434,28 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
   }
   const modelPath = `${out}/model.safetensors`;
   if (rank === 0) await model.save(modelPath);
-  const samplesPerSecond = runSamples / ((performance.now() - runStart) / 1000);
+  const trainSeconds = (performance.now() - runStart) / 1000;
+  const samplesPerSecond = runSamples / trainSeconds;
+  const commSeconds = worldSize > 1 ? world.comm!.seconds - commStart : 0;
   log.info(
     `Finished: ${globalStep} steps, ${epoch} epochs, ${
       samplesPerSecond.toFixed(1)
     } samples/sec; model in "${modelPath}"`,
   );
+  if (worldSize > 1) {
+    log.info(
+      `Communication: ${commSeconds.toFixed(1)} s of ${trainSeconds.toFixed(1)} s on rank ${rank} (${
+        (100 * commSeconds / trainSeconds).toFixed(1)
+      }%, waiting for other ranks included)`,
+    );
+  }
   return {
     loss: lastLoss,
     steps: globalStep,
     epochs: epoch,
     samplesPerSecond,
+    commSeconds,
+    trainSeconds,
     verification: figures,
     outputDir: out,
     modelPath,

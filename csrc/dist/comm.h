@@ -3,6 +3,7 @@
 // the data-parallel gradient all-reduce only ever talk to this interface.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -49,6 +50,9 @@ std::unique_ptr<Comm> make_gloo_comm(const char *store, const char *run_id, int 
 // The world of one process: every collective is a copy (or nothing).
 std::unique_ptr<Comm> make_local_comm();
 
+// `inner`, with the wall time of every collective added to *nanoseconds.
+std::unique_ptr<Comm> make_timed_comm(std::unique_ptr<Comm> inner, std::atomic<int64_t> *nanoseconds);
+
 }  // namespace afc
 
 // The public opaque handle wraps one Comm.
@@ -57,4 +61,5 @@ struct afc_comm {
   // Detail of the last failed call on this handle: collectives run on FFI worker threads,
   // where the thread-local afc_last_error() is out of the caller's reach.
   std::string last_error;
+  std::atomic<int64_t> nanoseconds{0};  // inside collectives (impl is timed)
 };

@@ -66,11 +66,20 @@ AFC_API afc_status afc_comm_create(const char *store, const char *run_id, int32_
                 run_id ? run_id : "(null)");
       comm->impl = afc::make_gloo_comm(store, run_id, rank, world_size, timeout_ms, address);
     }
+    comm->impl = afc::make_timed_comm(std::move(comm->impl), &comm->nanoseconds);
     *out = comm.release();
   });
 }
 
 AFC_API void afc_comm_destroy(afc_comm_t *comm) { delete comm; }
+
+AFC_API afc_status afc_comm_seconds(const afc_comm_t *comm, double *out) {
+  return AFC_GUARD({
+    check_comm(comm);
+    AFC_CHECK(out, AFC_ERR_INVALID_ARGUMENT, "out is NULL");
+    *out = (double)comm->nanoseconds.load() * 1e-9;
+  });
+}
 
 AFC_API afc_status afc_comm_rank(const afc_comm_t *comm, int32_t *out) {
   return AFC_GUARD({

@@ -53,8 +53,8 @@ extern "C" {
 #define AFC_API
 #endif
 
-/* Bumped whenever a signature, enum value or struct layout here changes. */
-#define AFC_ABI_VERSION 3
+/* Bumped whenever a function, signature, enum value or struct layout here changes. */
+#define AFC_ABI_VERSION 4
 
 /* ---------------------------------------------------------------------------------------
  * Status codes and errors
@@ -528,6 +528,10 @@ AFC_API afc_status afc_comm_create(const char *store, const char *run_id, int32_
 
 /* Leaves the world and frees the communicator. NULL is a no-op. */
 AFC_API void afc_comm_destroy(afc_comm_t *comm);
+
+/* Seconds this handle has spent inside collectives since it was created, waiting for
+ * slower ranks included (Partial FC's and the gradient all-reduce's alike). */
+AFC_API afc_status afc_comm_seconds(const afc_comm_t *comm, double *out);
 
 /* Writes this process's rank / the world size to *out. */
 AFC_API afc_status afc_comm_rank(const afc_comm_t *comm, int32_t *out);

@@ -43,6 +43,17 @@ function world(
 
 const last = (o: Out) => o.lines[o.lines.length - 1];
 
+Deno.test("time in collectives counts the wait for a late rank", async () => {
+  const store = await Deno.makeTempDir();
+  const [r0, r1] = (await world("timed", store, "timed-1", 2, 30_000)).map((o) => {
+    assert.equal(o.code, 0, JSON.stringify(o.lines));
+    return last(o) as { before: number; seconds: number };
+  });
+  assert.equal(r0.before, 0);
+  assert.ok(r0.seconds >= 0.35 && r0.seconds < 5, `rank 0 waited ${r0.seconds} s`);
+  assert.ok(r1.seconds < 0.3, `rank 1 came last but counted ${r1.seconds} s`);
+});
+
 Deno.test("3 ranks: sum, max, int64, all-gather (equal, variable, empty), broadcast, averaged gradients", async () => {
   const store = await Deno.makeTempDir();
   const outs = await world("all", store, "all-1", 3, 30_000);

@@ -73,6 +73,13 @@ if (scenario === "all") {
     out.code = (e as { code?: string }).code;
   }
   out.ms = performance.now() - t0;
+} else if (scenario === "timed") {
+  // Rank 1 comes to the barrier 400 ms late: rank 0's time in collectives includes the wait.
+  const before = comm.seconds;
+  if (rank === 1) await new Promise((res) => setTimeout(res, 400));
+  await comm.barrier();
+  out.before = before;
+  out.seconds = comm.seconds;
 } else if (scenario === "hold") {
   // Joins, then waits to be killed.
   await new Promise((res) => setTimeout(res, 60_000));
