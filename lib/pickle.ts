@@ -187,6 +187,20 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions = {}): unkno
   return new Unpickler(data, options).load();
 }
 
+/**
+ * Reads the pickle that starts at byte `offset` of `data`, for files holding several in a
+ * row (torch's legacy format): the object, and the offset just after its STOP.
+ */
+export function unpickleAt(
+  data: Uint8Array,
+  offset: number,
+  options: UnpickleOptions = {},
+): { value: unknown; end: number } {
+  const u = new Unpickler(data.subarray(offset), options);
+  const value = u.load();
+  return { value, end: offset + u.position };
+}
+
 class Unpickler {
   #data: Uint8Array;
   #view: DataView;
@@ -360,6 +374,11 @@ class Unpickler {
     for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
     if (b[b.length - 1] & 0x80) v -= 1n << BigInt(8 * b.length);
     return intValue(v);
+  }
+
+  /** Bytes read so far. */
+  get position(): number {
+    return this.#pos;
   }
 
   load(): unknown {

@@ -3,7 +3,8 @@
     /usr/bin/python3 make_torch_checkpoints.py OUT_DIR
 
 OUT_DIR receives: plain.pt (an mbf state dict), seed.pt (the seed's checkpoint_gpu_0.pt
-layout), ddp.pt ("module."-prefixed), half.pt (the state dict in float16), pfc.pt (a Partial FC
+layout), ddp.pt ("module."-prefixed), legacy.pt and legacy_seed.pt (plain and seed in the
+pre-1.6 format, a stream of pickles), half.pt (the state dict in float16), pfc.pt (a Partial FC
 weight, the wrong content), r18.pt (another architecture), and x.f32 / emb.f32 / emb_half.f32:
 a fixed 2×3×112×112 input and the eval-mode embeddings of the float32 and float16 models.
 """
@@ -34,6 +35,9 @@ torch.save(sd, f"{out}/plain.pt")
 torch.save({"epoch": 3, "global_step": 1200, "state_dict_backbone": sd,
             "state_dict_softmax_fc": {"weight": torch.randn(30, 512)}}, f"{out}/seed.pt")
 torch.save({"module." + k: v for k, v in sd.items()}, f"{out}/ddp.pt")
+torch.save(sd, f"{out}/legacy.pt", _use_new_zipfile_serialization=False)
+torch.save({"epoch": 3, "state_dict_backbone": sd}, f"{out}/legacy_seed.pt",
+           _use_new_zipfile_serialization=False)
 half = {k: (v.half() if v.is_floating_point() else v) for k, v in sd.items()}
 torch.save(half, f"{out}/half.pt")
 model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in half.items()})

@@ -41,11 +41,11 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
   return a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 }
 
-Deno.test("import: plain, seed (state_dict_backbone) and DDP checkpoints give PyTorch's embeddings", async () => {
+Deno.test("import: plain, seed (state_dict_backbone), DDP and legacy checkpoints give PyTorch's embeddings", async () => {
   const dir = await fixtures;
   const x = new Float32Array((await Deno.readFile(`${dir}/x.f32`)).buffer);
   const want = new Float32Array((await Deno.readFile(`${dir}/emb.f32`)).buffer);
-  for (const name of ["plain", "seed", "ddp"]) {
+  for (const name of ["plain", "seed", "ddp", "legacy", "legacy_seed"]) {
     const r = await capture([`${dir}/${name}.pt`, `${dir}/${name}.safetensors`]);
     assert.equal(r.code, 0, r.err);
     const diff = maxDiff(await embeddings(`${dir}/${name}.safetensors`, x), want);
@@ -80,4 +80,19 @@ Deno.test("import: the wrong content fails naming the keys, and leaves no output
   r = await capture([`${dir}/cut.pt`, `${dir}/cut.safetensors`]);
   assert.equal(r.code, 1);
   assert.match(r.err, /cut\.pt/);
+  // A legacy file cut inside a storage, and a pickle that is not a checkpoint.
+  const legacy = await Deno.readFile(`${dir}/legacy.pt`);
+  await Deno.writeFile(`${dir}/cut_legacy.pt`, legacy.subarray(0, legacy.length - 100));
+  r = await capture([`${dir}/cut_legacy.pt`, `${dir}/cut_legacy.safetensors`]);
+  assert.equal(r.code, 1);
+  assert.match(
+    r.err,
+    /Cannot import ".*cut_legacy\.pt": storage "\d+" holds \d+ of \d+ elements.*truncated or damaged/,
+  );
+  await Deno.writeFile(`${dir}/list.pt`, new Uint8Array([0x80, 0x02, 0x5d, 0x71, 0x00, 0x2e])); // pickle of []
+  r = await capture([`${dir}/list.pt`, `${dir}/list.safetensors`]);
+  assert.match(r.err, /Cannot import ".*list\.pt": a pickle, but not a torch\.save checkpoint/);
+  for (const f of ["cut_legacy.safetensors", "list.safetensors"]) {
+    await assert.rejects(() => Deno.stat(`${dir}/${f}`), Deno.errors.NotFound);
+  }
 });
