@@ -23,7 +23,7 @@ export const symbols = {
 
   // Model
   afc_model_create: {
-    parameters: ["pointer", "buffer", "i32", "f32", "i32", "buffer"],
+    parameters: ["pointer", "buffer", "i32", "f32", "i32", "i32", "buffer"],
     result: "i32",
   },
   afc_model_destroy: { parameters: ["pointer"], result: "void" },

@@ -33,6 +33,11 @@ export interface ModelOptions {
   maxBatch: number;
   /** Threads of the model's context (0: all cores). */
   threads?: number;
+  /**
+   * Eval with Winograd 3×3 convolutions where the CPU has them (AVX-512): r50 inference
+   * about 1.7× faster at batch 32, for about 0.9 GiB more memory (default false).
+   */
+  winograd?: boolean;
 }
 
 /** One tensor of the model, as `afc_model_describe` lists it. */
@@ -121,7 +126,15 @@ export class Model {
     const out = new PtrOut();
     try {
       check(
-        lib().afc_model_create(ctx.value, cStr(o.network), numFeatures, dropout, o.maxBatch, out.buf),
+        lib().afc_model_create(
+          ctx.value,
+          cStr(o.network),
+          numFeatures,
+          dropout,
+          o.maxBatch,
+          o.winograd ? 1 : 0,
+          out.buf,
+        ),
         `Cannot create model "${o.network}"`,
       );
     } catch (e) {

@@ -18,6 +18,8 @@ void fail_at(const char *file, int line, afc_status status, const char *fmt, ...
   va_start(ap, fmt);
   vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
+  if (status != AFC_ERR_INTERNAL) throw Error{status, buf};
+  // An internal error is a bug of ours: the place helps its report.
   const char *base = strrchr(file, '/');
   char where[256];
   snprintf(where, sizeof where, " (%s:%d)", base ? base + 1 : file, line);

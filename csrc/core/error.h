@@ -16,7 +16,8 @@ struct Error {
   std::string message;
 };
 
-// Formats a message printf-style and throws Error{status, "<message> (<file>:<line>)"}.
+// Formats a message printf-style and throws Error{status, message}; AFC_ERR_INTERNAL
+// messages end with " (<file>:<line>)".
 [[noreturn]] void fail_at(const char *file, int line, afc_status status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

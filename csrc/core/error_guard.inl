@@ -15,7 +15,8 @@ afc_status guard(const char *call, F &&body) {
     body();
     return AFC_OK;
   } catch (const Error &e) {
-    return set_error(e.status, std::string(call) + ": " + e.message);
+    // A message about the caller's input stands alone; an internal one names the call.
+    return set_error(e.status, e.status == AFC_ERR_INTERNAL ? std::string(call) + ": " + e.message : e.message);
   } catch (const dnnl::error &e) {
     return set_error(AFC_ERR_BACKEND, std::string(call) + ": oneDNN failed: " + e.what());
   } catch (const std::bad_alloc &) {

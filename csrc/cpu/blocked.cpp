@@ -35,8 +35,9 @@ void prelu_forward_impl(const BlockedShape &s, const float *x, const float *a, f
       const int64_t base = at(s, n, cb, 0, 0);
       // Branch-free (max/min), so that the lane loop compiles to vector instructions.
       for (int64_t p = 0; p < plane; p++) {
-        const float *__restrict xi = x + base + p * B;
-        float *__restrict yi = y + base + p * B;
+        // No __restrict: eval runs it in place (x == y), element by element.
+        const float *xi = x + base + p * B;
+        float *yi = y + base + p * B;
         for (int64_t l = 0; l < B; l++) yi[l] = std::max(xi[l], 0.0f) + slope[l] * std::min(xi[l], 0.0f);
       }
     }

@@ -77,7 +77,7 @@ void Conv::init(const dnnl::engine &eng, const md &src_md, const md &dst_md, int
       {algorithm::convolution_direct, src_md, w_any, dst_md, strides, pads, pads}, attr, eng, fwd_pd);
 }
 
-bool Conv::fold(const dnnl::engine &eng) {
+bool Conv::fold(const dnnl::engine &eng, bool winograd) {
   if (direct) return false;
   const auto dims = fwd_pd.weights_desc().dims();
   const md bias_md({dims[0]}, dt::f32, tag::x);
@@ -86,9 +86,8 @@ bool Conv::fold(const dnnl::engine &eng) {
         {prop_kind::forward_inference, alg, fwd_pd.src_desc(), w, bias_md, fwd_pd.dst_desc(), strides, pads, pads},
         user_scratch(), eng);
   };
-  // Winograd where oneDNN has it (AVX-512): a 3×3 stride-1 layer runs in about two thirds
-  // of the direct time, even at batch 1, on weights of its own layout.
-  if (dims[2] == 3 && strides[0] == 1) try {
+  // Winograd where asked and oneDNN has it (AVX-512), on weights of its own layout.
+  if (winograd && dims[2] == 3 && strides[0] == 1) try {
       make(algorithm::convolution_winograd, md(dims, dt::f32, tag::any));
       return folded = true;
     } catch (const dnnl::error &) {

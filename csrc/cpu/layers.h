@@ -58,7 +58,7 @@ struct Conv {
   // weights' place, or fold_weights_bytes() of their own (Winograd). bind_fold() comes after
   // bind(): bias holds C floats, w_tmp the plain weights. prepare() and forward() then run
   // the folded layer.
-  bool fold(const dnnl::engine &eng);
+  bool fold(const dnnl::engine &eng, bool winograd);
   size_t fold_weights_bytes() const;
   void bind_fold(const dnnl::engine &eng, const float *gamma, const float *beta, const float *mean,
                  const float *var, float eps, float *bias, float *w_tmp, float *w_fold);

@@ -101,6 +101,7 @@ struct afc_model {
   std::vector<char> fold;
   int64_t max_batch = 0;
   float dropout = 0;
+  bool winograd = false;  // AFC_MODEL_WINOGRAD
   memory::format_tag tag = memory::format_tag::nChw16c;
   Arena params, grads, acts, work;
   Layout lay;
@@ -165,25 +166,35 @@ std::unique_ptr<Plan> make_plan(afc_model &m, int64_t n) {
   }
   p->eval_layers = p->layers;
   for (size_t i = 0; i < m.spec.ops.size(); i++)
-    if (m.fold[i] && std::get<Conv>(p->eval_layers[i]).fold(eng)) p->eval_layers[i + 1] = std::monostate{};
+    if (m.fold[i] && std::get<Conv>(p->eval_layers[i]).fold(eng, m.winograd)) p->eval_layers[i + 1] = std::monostate{};
   return p;
 }
 
-// Which convolutions eval can fold the next batch norm into, and the eval op list.
+// Which convolutions eval can fold the next batch norm into, and the eval op list, where
+// a PReLU whose input has no other reader also runs in place (one activation slot fewer).
 void plan_eval_ops(afc_model &m) {
   const Backbone &b = m.spec;
   std::vector<int> readers(b.acts.size(), 0);
   for (const OpSpec &op : b.ops) readers[op.src]++;
   readers[b.head.src]++;
   m.eval_ops = b.ops;
-  m.fold.assign(b.ops.size(), 0);
-  for (size_t i = 0; i + 1 < b.ops.size(); i++) {
+  std::vector<OpSpec> &ops = m.eval_ops;
+  m.fold.assign(ops.size(), 0);
+  for (size_t i = 0; i + 1 < ops.size(); i++) {
     const OpSpec &op = b.ops[i], &next = b.ops[i + 1];
     if (op.kind != OpKind::Conv || next.kind != OpKind::BatchNorm || next.src != op.dst || readers[op.dst] != 1)
       continue;
     m.fold[i] = 1;
-    m.eval_ops[i].dst = next.dst;
-    m.eval_ops[i + 1].src = next.dst;
+    ops[i].dst = next.dst;
+    ops[i + 1].src = next.dst;
+  }
+  for (size_t i = 0; i < ops.size(); i++) {
+    const int from = ops[i].dst, to = ops[i].src;
+    if (ops[i].kind != OpKind::PReLU || readers[b.ops[i].src] != 1 || from == b.head.src) continue;
+    for (size_t k = i; k < ops.size(); k++) {  // later readers (and sums into it) use the input's slot
+      if (ops[k].src == from) ops[k].src = to;
+      if (ops[k].dst == from) ops[k].dst = to;
+    }
   }
 }
 
@@ -514,7 +525,7 @@ float *state_of(afc_model &m, int t, int32_t which) {
 extern "C" {
 
 AFC_API afc_status afc_model_create(afc_context_t *ctx, const char *name, int32_t num_features, float dropout,
-                                    int32_t max_batch, afc_model_t **out) {
+                                    int32_t max_batch, int32_t flags, afc_model_t **out) {
   return AFC_GUARD({
     AFC_CHECK(ctx && out, AFC_ERR_INVALID_ARGUMENT, "ctx or out is NULL");
     AFC_CHECK(name != nullptr, AFC_ERR_INVALID_ARGUMENT, "backbone name is NULL: expected one of %s",
@@ -523,6 +534,8 @@ AFC_API afc_status afc_model_create(afc_context_t *ctx, const char *name, int32_
     AFC_CHECK(max_batch > 0, AFC_ERR_INVALID_ARGUMENT, "max_batch %d must be positive", max_batch);
     AFC_CHECK(dropout >= 0.0f && dropout < 1.0f, AFC_ERR_INVALID_ARGUMENT,
               "dropout %g is out of range: expected 0 <= dropout < 1", dropout);
+    AFC_CHECK((flags & ~AFC_MODEL_WINOGRAD) == 0, AFC_ERR_INVALID_ARGUMENT,
+              "flags %d has unknown bits: expected 0 or AFC_MODEL_WINOGRAD (1)", flags);
     afc::enter(ctx);
     auto m = std::make_unique<afc_model>();
     if (!build_backbone(name, num_features, &m->spec))
@@ -543,6 +556,7 @@ AFC_API afc_status afc_model_create(afc_context_t *ctx, const char *name, int32_
     }
     m->ctx = ctx;
     m->max_batch = max_batch;
+    m->winograd = (flags & AFC_MODEL_WINOGRAD) != 0;
     m->dropout = m->spec.head.dropout ? dropout : 0.0f;
     m->tag = act_tag();
     plan_eval_ops(*m);

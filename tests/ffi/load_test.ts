@@ -41,7 +41,10 @@ Deno.test("a native failure becomes an AfcError with status, code and detail", (
     assert.ok(e instanceof AfcError);
     assert.equal(e.status, -1);
     assert.equal(e.code, "INVALID_ARGUMENT");
-    assert.match(e.message, /^Cannot create context: afc_context_create: backend 7 is unknown/);
+    assert.match(
+      e.message,
+      /^Cannot create context: backend 7 is unknown: expected 0 \(CPU\) or 1 \(CUDA\)$/,
+    );
     return true;
   });
 });

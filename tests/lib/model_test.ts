@@ -127,6 +127,17 @@ Deno.test("eval folds the current batch norms: after a training forward, a write
   assert.ok(maxRel(await a.forward(x, 4), written) < 1e-6, "batch 4 again");
 });
 
+Deno.test("winograd eval matches PyTorch too (direct where the CPU has no Winograd)", async () => {
+  const golden = await readSafetensors(`${fixtures}golden_r18.safetensors`);
+  using model = Model.create({ network: "r18", maxBatch: 4, threads: 2, winograd: true });
+  for (const t of model.tensors()) {
+    if (t.name !== "features.weight") model.write(t.name, seeded(t.name, t.shape));
+  }
+  const emb = await model.forward(toFloat32(golden.tensors.get("input")!), 4);
+  const want = toFloat32(golden.tensors.get("eval_emb")!);
+  assert.ok(maxRel(emb, want) < 1e-4, `eval embeddings ${maxRel(emb, want)}`);
+});
+
 Deno.test("parameter counts match arcface_torch", () => {
   // sum(p.numel()) of tests/golden/backbones.py (arcface_torch's modules) in PyTorch 1.13.
   const expected: Record<string, number> = {
