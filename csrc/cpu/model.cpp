@@ -96,7 +96,8 @@ struct afc_model {
   Backbone spec;
   // Eval runs spec.ops rewired so that a convolution whose only reader is a batch norm
   // writes the batch norm's output, which then runs in place, or not at all where it is
-  // folded into the convolution (fold[i]: op i is such a convolution).
+  // folded into the convolution (fold[i]: op i is such a convolution); a PReLU runs in
+  // place where its input has no other reader.
   std::vector<OpSpec> eval_ops;
   std::vector<char> fold;
   int64_t max_batch = 0;
@@ -166,7 +167,8 @@ std::unique_ptr<Plan> make_plan(afc_model &m, int64_t n) {
   }
   p->eval_layers = p->layers;
   for (size_t i = 0; i < m.spec.ops.size(); i++)
-    if (m.fold[i] && std::get<Conv>(p->eval_layers[i]).fold(eng, m.winograd)) p->eval_layers[i + 1] = std::monostate{};
+    if (m.fold[i] && std::get<Conv>(p->eval_layers[i]).fold(eng, m.winograd))
+      p->eval_layers[i + 1] = std::monostate{};
   return p;
 }
 
