@@ -1,8 +1,9 @@
 /**
  * Inference benchmark against onnxruntime: our CPU forward of a backbone next to
  * onnxruntime running the ONNX file we export from the same weights, same batch, same
- * threads, in the same run. Ours runs twice: direct convolutions (the default) and with
- * `winograd: true` (faster where the CPU has AVX-512, for more memory).
+ * threads, in the same run. Ours runs twice: with direct convolutions (the default) and
+ * with `winograd: true` (faster where the CPU has AVX-512, for more memory). Each
+ * measurement is a process of its own, so that its peak memory (VmHWM) is its own.
  *
  * `deno task bench onnx [--networks=mbf,r50] [--batches=1,64] [--runs=5] [--warmup=2] [--threads=2]`
  *
@@ -17,6 +18,39 @@ import { exportOnnx } from "../../lib/export/onnx.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 
+interface Measurement {
+  times: number[];
+  peakMiB: number;
+}
+
+/** Runs a command that prints a Measurement as its last line. */
+async function measure(cmd: string, args: string[]): Promise<Measurement> {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  if (out.code !== 0) {
+    throw new Error(`${cmd} ${args[0]} failed: ${new TextDecoder().decode(out.stderr).slice(-400)}`);
+  }
+  return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop()!);
+}
+
+/**
+ * The child of one measurement of ours: `--child=<network>,<batch>,<winograd 0|1>`. Its
+ * weights are the initial ones (seed 0), those the ONNX file was exported from.
+ */
+async function child(spec: string, o: { runs: number; warmup: number; threads: number }): Promise<void> {
+  const [network, batch, winograd] = spec.split(",");
+  const n = Number(batch);
+  using model = Model.create({ network, maxBatch: n, threads: o.threads, winograd: winograd === "1" });
+  const x = new Float32Array(n * 3 * 112 * 112).map(() => Math.random() - 0.5);
+  const times: number[] = [];
+  for (let i = 0; i < o.warmup + o.runs; i++) {
+    const start = performance.now();
+    await model.forward(x, n);
+    if (i >= o.warmup) times.push((performance.now() - start) / 1000);
+  }
+  const hwm = Deno.readTextFileSync("/proc/self/status").match(/VmHWM:\s+(\d+)/)![1];
+  console.log(JSON.stringify({ times, peakMiB: Number(hwm) / 1024 } satisfies Measurement));
+}
+
 /** Runs the benchmark and prints a table. */
 export async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -27,52 +61,52 @@ export async function main(args: string[]): Promise<void> {
       runs: { type: "string", default: "5" },
       warmup: { type: "string", default: "2" },
       threads: { type: "string", default: "2" },
+      child: { type: "string" },
     },
   });
-  const runs = Number(values.runs), warmup = Number(values.warmup), threads = Number(values.threads);
+  const o = { runs: Number(values.runs), warmup: Number(values.warmup), threads: Number(values.threads) };
+  if (values.child) return await child(values.child, o);
   const python = Deno.env.get("AFC_PYTHON") ?? "python3";
   const dir = await Deno.makeTempDir();
-  console.log(`inference, ${threads} threads, median of ${runs} runs after ${warmup} warm-up runs`);
+  console.log(`inference, ${o.threads} threads, median of ${o.runs} runs after ${o.warmup} warm-up runs`);
   console.log(
-    "| backbone | batch | ours samples/s | ratio | ours, winograd | ratio | onnxruntime samples/s |\n|---|---:|---:|---:|---:|---:|---:|",
+    "| backbone | batch | ours samples/s (MiB) | ratio | ours, winograd (MiB) | ratio | onnxruntime samples/s (MiB) |\n" +
+      "|---|---:|---:|---:|---:|---:|---:|",
   );
   for (const network of values.networks.split(",")) {
-    const batches = values.batches.split(",").map(Number);
-    const maxBatch = Math.max(...batches);
-    using model = Model.create({ network, maxBatch, threads });
-    using wino = Model.create({ network, maxBatch, threads, winograd: true });
     const onnx = `${dir}/${network}.onnx`;
-    await Deno.writeFile(onnx, exportOnnx(network, model.numFeatures, model.stateDict()));
-    for (const batch of batches) {
-      const x = new Float32Array(batch * 3 * 112 * 112).map(() => Math.random() - 0.5);
-      const speed = async (m: Model) => {
-        const times: number[] = [];
-        for (let i = 0; i < warmup + runs; i++) {
-          const start = performance.now();
-          await m.forward(x, batch);
-          if (i >= warmup) times.push((performance.now() - start) / 1000);
-        }
-        return batch / median(times);
-      };
-      const ours = await speed(model), oursWino = await speed(wino);
-      const out = await new Deno.Command(python, {
-        args: [`${root}tasks/bench/onnx_reference.py`, onnx, ...[batch, warmup, runs, threads].map(String)],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      if (out.code !== 0) {
-        throw new Error(`onnxruntime failed: ${new TextDecoder().decode(out.stderr).slice(-400)}`);
-      }
-      const ref = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop()!);
-      const theirs = batch / median(ref.times);
-      const cells = [ours, ours / theirs, oursWino, oursWino / theirs, theirs];
+    {
+      using model = Model.create({ network, maxBatch: 1, threads: 1 });
+      await Deno.writeFile(onnx, exportOnnx(network, model.numFeatures, model.stateDict()));
+    }
+    for (const batch of values.batches.split(",").map(Number)) {
+      const ours = (winograd: number) =>
+        measure(Deno.execPath(), [
+          "run",
+          "-A",
+          new URL(import.meta.url).pathname,
+          `--child=${network},${batch},${winograd}`,
+          `--runs=${o.runs}`,
+          `--warmup=${o.warmup}`,
+          `--threads=${o.threads}`,
+        ]);
+      const direct = await ours(0), wino = await ours(1);
+      const ref = await measure(python, [
+        `${root}tasks/bench/onnx_reference.py`,
+        onnx,
+        ...[batch, o.warmup, o.runs, o.threads].map(String),
+      ]);
+      const speed = (m: Measurement) => batch / median(m.times);
+      const cell = (m: Measurement) => `${speed(m).toFixed(1)} (${m.peakMiB.toFixed(0)})`;
+      const ratio = (m: Measurement) => `${(speed(m) / speed(ref)).toFixed(2)}×`;
       console.log(
-        `| ${network} | ${batch} | ${
-          cells.map((v, i) => i % 2 ? `${v.toFixed(2)}×` : v.toFixed(1)).join(" | ")
+        `| ${network} | ${batch} | ${cell(direct)} | ${ratio(direct)} | ${cell(wino)} | ${ratio(wino)} | ${
+          cell(ref)
         } |`,
       );
     }
   }
+  await Deno.remove(dir, { recursive: true });
 }
 
 if (import.meta.main) await main(Deno.args);

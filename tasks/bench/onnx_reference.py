@@ -2,9 +2,11 @@
 
     python3 onnx_reference.py MODEL.onnx BATCH WARMUP RUNS THREADS
 
-Prints one JSON line: the time of each timed run in seconds and the onnxruntime version.
+Prints one JSON line: the time of each timed run in seconds, the peak resident memory of
+the process in MiB and the onnxruntime version.
 """
 import json
+import re
 import sys
 import time
 
@@ -25,4 +27,7 @@ for _ in range(runs):
     start = time.perf_counter()
     sess.run(None, {name: x})
     times.append(time.perf_counter() - start)
-print(json.dumps({"times": times, "version": ort.__version__}))
+# VmHWM, not ru_maxrss: the latter keeps the high-water mark of the process before exec.
+with open("/proc/self/status") as f:
+    peak = int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1)) / 1024
+print(json.dumps({"times": times, "peakMiB": peak, "version": ort.__version__}))
