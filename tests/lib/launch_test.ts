@@ -4,6 +4,7 @@ import { readSafetensors, toFloat32 } from "../../lib/safetensors.ts";
 import { loadCheckpoint } from "../../lib/checkpoint.ts";
 import { Model } from "../../lib/model.ts";
 import { PartialFC } from "../../lib/head.ts";
+import { orlEpochArgs } from "./orl_epoch.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 
@@ -76,19 +77,7 @@ async function launch(args: string[]): Promise<{ code: number; text: string }> {
 
 /** One epoch of 60 ORL images over `nproc` ranks of 15, every rank saving its checkpoint. */
 function launchEpoch(nproc: number, out: string, extra: string[] = []) {
-  return launch([
-    `--nproc-per-node=${nproc}`,
-    "--timeout-s=120",
-    "configs/orl_mbf.yaml",
-    "--num_epoch=1",
-    "--warmup_epoch=0",
-    "--num_image=60",
-    "--batch_size=15",
-    "--val_targets=[]",
-    "--save_all_states=true",
-    `--output=${out}`,
-    ...extra,
-  ]);
+  return launch([`--nproc-per-node=${nproc}`, ...orlEpochArgs(out), ...extra]);
 }
 
 Deno.test("launch: 2 ranks train one epoch; rank 0 logs, every rank writes its Partial FC shard", async () => {

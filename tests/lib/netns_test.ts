@@ -4,6 +4,7 @@
 // root (CAP_NET_ADMIN) and iproute2: without them the test is reported as ignored.
 import assert from "node:assert/strict";
 import { readSafetensors } from "../../lib/safetensors.ts";
+import { orlEpochArgs } from "./orl_epoch.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const tag = `afc${Deno.pid % 100000}`;
@@ -31,20 +32,9 @@ async function canUseNetns(): Promise<boolean> {
   return (await sh("redis-server", ["--version"])).code === 0;
 }
 
-/** One epoch of 60 ORL images, 2 ranks of 15, 1 thread each, every rank saving its state. */
+/** One epoch of 60 ORL images, 2 ranks of 15, 1 thread each (the same in both runs). */
 function trainArgs(out: string): string[] {
-  return [
-    "--timeout-s=120",
-    "configs/orl_mbf.yaml",
-    "--num_epoch=1",
-    "--warmup_epoch=0",
-    "--num_image=60",
-    "--batch_size=15",
-    "--threads=1",
-    "--val_targets=[]",
-    "--save_all_states=true",
-    `--output=${out}`,
-  ];
+  return [...orlEpochArgs(out), "--threads=1"];
 }
 
 function launchIn(netns: string | null, args: string[]) {
