@@ -253,7 +253,9 @@ export function suggestKey(key: string): string | undefined {
 function typeName(v: unknown): string {
   if (v === null) return "null";
   if (Array.isArray(v)) return "a list";
-  if (typeof v === "number") return Number.isInteger(v) ? "an integer" : "a number";
+  if (typeof v === "number") {
+    return !Number.isFinite(v) ? "a number out of range" : Number.isInteger(v) ? "an integer" : "a number";
+  }
   if (typeof v === "string") return "a string";
   if (typeof v === "boolean") return "a boolean";
   return `a ${typeof v}`;
@@ -272,7 +274,9 @@ const EXPECTED: Record<KeyType, string> = {
 function checkValue(s: SchemaEntry, v: unknown, where: string): unknown {
   const bad = () =>
     new ConfigError(
-      `${where}: key "${s.key}" must be ${EXPECTED[s.type]}, got ${typeName(v)} (${JSON.stringify(v)})`,
+      `${where}: key "${s.key}" must be ${EXPECTED[s.type]}, got ${typeName(v)} (${
+        typeof v === "number" ? String(v) : JSON.stringify(v)
+      })`,
     );
   switch (s.type) {
     case "string":

@@ -117,12 +117,16 @@ export class Model {
         throw new RangeError(`Invalid ${k} "${v}": expected a positive integer`);
       }
     }
+    const threads = o.threads ?? 0;
+    if (!Number.isInteger(threads) || threads < 0 || threads > 4096) {
+      throw new RangeError(`Invalid threads "${threads}": expected 0 (all cores) or a positive integer`);
+    }
     const dropout = o.dropout ?? 0;
     if (!(dropout >= 0 && dropout < 1)) {
       throw new RangeError(`Invalid dropout "${dropout}": expected 0 <= dropout < 1`);
     }
     const ctx = new PtrOut();
-    check(lib().afc_context_create(0, o.threads ?? 0, ctx.buf), "Cannot create model context");
+    check(lib().afc_context_create(0, threads, ctx.buf), "Cannot create model context");
     const out = new PtrOut();
     try {
       check(

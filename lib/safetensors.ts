@@ -171,6 +171,21 @@ function parseHeader(
   return { entries, metadata };
 }
 
+/** What a file that is not safetensors is, by its first bytes, when that is clear. */
+function notSafetensors(first: Uint8Array): string | undefined {
+  const starts = (...b: number[]) => b.every((v, i) => first[i] === v);
+  if (starts(0x50, 0x4b, 0x03, 0x04) || starts(0x80, 0x02) || starts(0x80, 0x04)) {
+    return "it is a PyTorch checkpoint (torch.save): convert it with `deno task import <file.pt> <model.safetensors>`";
+  }
+  if (starts(0xff, 0xd8, 0xff) || starts(0x89, 0x50, 0x4e, 0x47)) {
+    return "it is an image (JPEG or PNG), not a model";
+  }
+  if (starts(0x08) && first[2] === 0x12) {
+    return "it looks like an ONNX file: give the model.safetensors it came from";
+  }
+  return undefined;
+}
+
 function headerLength(first8: Uint8Array, fileSize: number, source: string): number {
   if (fileSize < 8) {
     throw new Error(
@@ -180,9 +195,10 @@ function headerLength(first8: Uint8Array, fileSize: number, source: string): num
   const n = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(Math.min(MAX_HEADER, fileSize - 8))) {
     throw new Error(
-      `Cannot read safetensors ${source}: header length ${n} exceeds the ${
-        fileSize - 8
-      } bytes after it (limit ${MAX_HEADER})`,
+      `Cannot read safetensors ${source}: ${
+        notSafetensors(first8) ??
+          `header length ${n} exceeds the ${fileSize - 8} bytes after it (limit ${MAX_HEADER})`
+      }`,
     );
   }
   return Number(n);

@@ -44,7 +44,9 @@ struct Arena {
   int64_t bytes = 0;
   void alloc(int64_t b, const char *what) {
     bytes = round_up(b > 0 ? b : kAlign, kAlign);
-    void *p = mmap(nullptr, (size_t)bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    // NORESERVE: a model made for training but used for inference never touches most of it.
+    void *p = mmap(nullptr, (size_t)bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
     AFC_CHECK(p != MAP_FAILED, AFC_ERR_OUT_OF_MEMORY, "cannot allocate the %s arena (%lld bytes)", what,
               (long long)bytes);
     ptr = static_cast<float *>(p);
@@ -475,11 +477,36 @@ void init_params(afc_model &m) {
   bn(h.bn_weight, h.bn_bias, h.bn_mean, h.bn_var);
 }
 
-// Activation bytes for max_batch without creating primitives (blocked channels padded).
-int64_t estimate_act_bytes(const Backbone &b, int64_t n) {
+// Activation bytes a training pass at batch n touches, without creating primitives
+// (blocked channels padded): every activation, the gradient slots at most as many.
+int64_t estimate_train_act_bytes(const Backbone &b, int64_t n) {
   int64_t total = 0;
   for (const ActSpec &a : b.acts) total += 2 * n * round_up(a.c, 16) * a.h * a.w * 4;
   return total + 2 * n * b.head.in_features * 5;
+}
+
+// Activation bytes an eval pass at batch n touches: a few slots of the largest activation.
+int64_t estimate_eval_act_bytes(const Backbone &b, int64_t n) {
+  int64_t largest = 0;
+  for (const ActSpec &a : b.acts) largest = std::max(largest, n * round_up(a.c, 16) * a.h * a.w * 4);
+  return 4 * largest + n * b.head.in_features * 4;
+}
+
+// Refuses work whose memory cannot fit this machine, naming what it would take.
+void check_fits(const afc_model &m, int64_t n, bool train) {
+  struct sysinfo si;
+  if (sysinfo(&si) != 0) return;
+  const int64_t phys = (int64_t)si.totalram * si.mem_unit;
+  const Backbone &b = m.spec;
+  const int64_t params = b.total_floats * 4, grads = train ? b.trainable_floats * 4 : 0;
+  const int64_t acts = train ? estimate_train_act_bytes(b, n) : estimate_eval_act_bytes(b, n);
+  const double GiB = 1073741824.0;
+  AFC_CHECK(params + grads + acts < phys / 10 * 9, AFC_ERR_OUT_OF_MEMORY,
+            "backbone \"%s\" has %lld parameters (%.1f M) and needs about %.2f GiB for %s at batch %lld "
+            "(parameters %.2f GiB, gradients %.2f GiB, activations %.2f GiB) but this machine has %.2f GiB: use a "
+            "smaller backbone or batch",
+            b.name.c_str(), (long long)b.param_count, b.param_count / 1e6, (params + grads + acts) / GiB,
+            train ? "training" : "inference", (long long)n, params / GiB, grads / GiB, acts / GiB, phys / GiB);
 }
 
 int find_tensor(const afc_model *m, const char *name) {
@@ -542,20 +569,9 @@ AFC_API afc_status afc_model_create(afc_context_t *ctx, const char *name, int32_
     auto m = std::make_unique<afc_model>();
     if (!build_backbone(name, num_features, &m->spec))
       AFC_FAIL(AFC_ERR_NOT_FOUND, "backbone \"%s\" is unknown: expected one of %s", name, backbone_names());
-    // Refuse early (before any primitive exists) when the arenas cannot fit in memory.
-    struct sysinfo si;
-    const int64_t need = m->spec.total_floats * 4 + m->spec.trainable_floats * 4 +
-                         estimate_act_bytes(m->spec, max_batch);
-    if (sysinfo(&si) == 0) {
-      const int64_t phys = (int64_t)si.totalram * si.mem_unit;
-      AFC_CHECK(need < phys / 10 * 9, AFC_ERR_OUT_OF_MEMORY,
-                "backbone \"%s\" has %lld parameters (%.1f M) and needs about %.2f GiB (parameters %.2f GiB, "
-                "gradients %.2f GiB, activations for batch %d %.2f GiB) but this machine has %.2f GiB: use a "
-                "smaller backbone or batch",
-                name, (long long)m->spec.param_count, m->spec.param_count / 1e6, need / 1073741824.0,
-                m->spec.total_floats * 4 / 1073741824.0, m->spec.trainable_floats * 4 / 1073741824.0, max_batch,
-                estimate_act_bytes(m->spec, max_batch) / 1073741824.0, phys / 1073741824.0);
-    }
+    // Refuse early (before any primitive exists) when even inference cannot fit; the arenas
+    // are reserved, not touched, so a training pass is checked when it comes.
+    check_fits(*m, max_batch, false);
     m->ctx = ctx;
     m->max_batch = max_batch;
     m->winograd = (flags & AFC_MODEL_WINOGRAD) != 0;
@@ -661,6 +677,7 @@ AFC_API afc_status afc_model_forward(afc_model_t *m, const float *input, int64_t
     if (train) AFC_CHECK(n > 1, AFC_ERR_SHAPE,
                          "training mode needs a batch of at least 2 (BatchNorm1d of the embedding), got %lld: use "
                          "eval mode for single images", (long long)n);
+    if (train) check_fits(*m, n, true);
     afc::enter(m->ctx);
     Plan &p = plan_for(*m, n);
     dnnl::stream &s = m->ctx->stream;

@@ -5,7 +5,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <net/if.h>
+#include <netdb.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -139,6 +141,11 @@ Store open_store(const std::string &url, const std::string &run_id, Clock::time_
     std::string dir = url.rfind("file://", 0) == 0 ? url.substr(7) : url;
     AFC_CHECK(!dir.empty(), AFC_ERR_INVALID_ARGUMENT,
               "Invalid store \"\": expected a directory or redis://host:port");
+    struct stat st;
+    AFC_CHECK(stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode), AFC_ERR_NOT_FOUND,
+              "store directory \"%s\" does not exist: create it (on a filesystem every machine sees), or use "
+              "redis://host:port",
+              dir.c_str());
     // FileStore maps a key to a file name, so the namespace is a subdirectory.
     s.path = dir + "/" + run_id;
     make_dirs(s.path);
@@ -161,6 +168,29 @@ bool process_gone(pid_t pid) {
   return close && (close[2] == 'Z' || close[2] == 'X');
 }
 
+// Checks that `addr` (an interface, host name or IP) is an address of this machine: Gloo
+// crashes on a name it cannot resolve, and reports one it cannot bind as a lost peer.
+void check_listen_address(const std::string &addr) {
+  if (if_nametoindex(addr.c_str()) != 0) return;
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo *res = nullptr;
+  const int rc = getaddrinfo(addr.c_str(), nullptr, &hints, &res);
+  AFC_CHECK(rc == 0, AFC_ERR_INVALID_ARGUMENT,
+            "address \"%s\" is neither a network interface nor a host name that resolves (%s): give this "
+            "machine's IP, host name or interface (`ip -brief address` lists them)",
+            addr.c_str(), gai_strerror(rc));
+  const int fd = socket(res->ai_family, SOCK_STREAM, 0);
+  const bool bound = fd >= 0 && bind(fd, res->ai_addr, res->ai_addrlen) == 0;
+  const int err = errno;
+  if (fd >= 0) close(fd);
+  freeaddrinfo(res);
+  AFC_CHECK(bound, AFC_ERR_INVALID_ARGUMENT,
+            "address \"%s\" cannot be listened on here (%s): give one of this machine's own addresses "
+            "(`ip -brief address` lists them)",
+            addr.c_str(), strerror(err));
+}
+
 class GlooComm final : public Comm {
  public:
   GlooComm(const char *store, const char *run_id, int rank, int world_size, int64_t timeout_ms,
@@ -168,12 +198,21 @@ class GlooComm final : public Comm {
       : rank_(rank), size_(world_size), timeout_ms_(timeout_ms), run_id_(run_id) {
     auto timeout = std::chrono::milliseconds(timeout_ms);
     auto deadline = Clock::now() + timeout;
+    const std::string addr = address && *address ? address : "127.0.0.1";
+    check_listen_address(addr);
     store_ = open_store(store, run_id_, deadline, timeout_ms);
 
     // Arrival: announce ourselves, then wait for everyone with backoff, so that a missing
     // rank is reported by number rather than as an opaque key.
     std::string me = host_name() + " " + std::to_string(static_cast<long>(getpid()));
-    store_.get().set(arrive_key(rank_), std::vector<char>(me.begin(), me.end()));
+    try {
+      store_.get().set(arrive_key(rank_), std::vector<char>(me.begin(), me.end()));
+    } catch (const std::exception &) {
+      AFC_FAIL(AFC_ERR_STATE,
+               "Cannot join run \"%s\" as rank %d: store \"%s\" already holds that rank (an earlier run with "
+               "this run id, or two processes given rank %d): use a new run id, or clear the store",
+               run_id_.c_str(), rank_, store_.url.c_str(), rank_);
+    }
     std::vector<int> missing;
     for (int delay_ms = 10;; delay_ms = std::min(delay_ms * 2, 500)) {
       missing.clear();
@@ -199,7 +238,6 @@ class GlooComm final : public Comm {
     }
 
     gloo::transport::tcp::attr attr;
-    std::string addr = address && *address ? address : "127.0.0.1";
     if (if_nametoindex(addr.c_str()) != 0)
       attr.iface = addr;
     else

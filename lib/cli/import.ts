@@ -39,6 +39,11 @@ export async function main(args: string[]): Promise<number> {
     console.error(problem);
     return 2;
   }
+  const given = values["num-features"];
+  if (given !== undefined && !/^[1-9]\d*$/.test(given)) {
+    console.error(`Invalid --num-features "${given}": expected a positive integer such as 512`);
+    return 2;
+  }
   try {
     const bytes = await Deno.readFile(input).catch((e) => {
       throw new Error(`Cannot read "${input}": ${(e as Error).message}`);
@@ -46,7 +51,7 @@ export async function main(args: string[]): Promise<number> {
     const weights = await readTorchCheckpoint(bytes, input);
     const guess = inferNetwork(weights.keys(), (n) => weights.get(n)?.shape);
     const network = values.network ?? guess?.network;
-    const numFeatures = values["num-features"] ? Number(values["num-features"]) : guess?.numFeatures;
+    const numFeatures = given ? Number(given) : guess?.numFeatures;
     if (!network || !numFeatures) {
       const keys = [...weights.keys()].slice(0, 6).map((k) => `"${k}"`).join(", ");
       throw new Error(

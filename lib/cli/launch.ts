@@ -7,6 +7,7 @@
  * @module
  */
 import { HELP, parseCommand } from "./args.ts";
+import { loadConfig } from "../config.ts";
 
 const USAGE = `Usage: arcface launch --nproc-per-node N [options] <config.yaml> [--key=value …]
 
@@ -49,6 +50,14 @@ function positiveInt(v: string | undefined, name: string, min = 1): number {
   return n;
 }
 
+function isDirectory(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
 /** Runs the launch command; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   // Our own options come first; the config and its --key=value overrides follow.
@@ -86,6 +95,12 @@ export async function main(args: string[]): Promise<number> {
     console.error((e as Error).message);
     return 2;
   }
+  if (!values["master-addr"] !== !values["master-port"]) {
+    console.error(
+      "--master-addr and --master-port go together: give both (the Redis server's host and port), or --rdzv",
+    );
+    return 2;
+  }
   let store = values.rdzv;
   if (!store && values["master-addr"] && values["master-port"]) {
     store = `redis://${values["master-addr"]}:${values["master-port"]}`;
@@ -99,6 +114,22 @@ export async function main(args: string[]): Promise<number> {
   }
   if (store && /^[a-z][a-z0-9+.-]*:\/\//i.test(store) && !/^(redis|file):\/\//.test(store)) {
     console.error(`Invalid --rdzv "${store}": expected a shared directory or redis://host:port`);
+    return 2;
+  }
+  if (store && !store.startsWith("redis://") && !isDirectory(store.replace(/^file:\/\//, ""))) {
+    console.error(
+      `Invalid --rdzv "${store}": no such directory (create it on a filesystem every machine sees, or use redis://host:port)`,
+    );
+    return 2;
+  }
+  // The config once here, so that a mistake in it prints once rather than once per rank.
+  try {
+    const positional = rest.filter((a) => !a.startsWith("--"));
+    loadConfig(positional[0], rest.filter((a) => a.startsWith("--") && !/^--local[-_]rank/.test(a)), {
+      worldSize: nproc * nnodes,
+    });
+  } catch (e) {
+    console.error((e as Error).message);
     return 2;
   }
   let tempStore: string | undefined;

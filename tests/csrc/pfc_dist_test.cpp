@@ -108,7 +108,8 @@ std::vector<Result> run(int W, int64_t classes, const std::vector<float> &emb,
       afc_margin_t *margin = nullptr;
       afc_pfc_t *pfc = nullptr;
       afc_optim_t *opt = nullptr;
-      afc_comm comm{std::make_unique<ThreadComm>(world, r)};
+      afc_comm comm;
+      comm.impl = std::make_unique<ThreadComm>(world, r);
       ASSERT_EQ(afc_context_create(AFC_BACKEND_CPU, 1, &ctx), AFC_OK);
       ASSERT_EQ(afc_margin_create(16, 1, 0.5f, 0, 0, 0, &margin), AFC_OK);
       ASSERT_EQ(afc_pfc_create(ctx, &comm, margin, classes, D, 1.0f, n, 7, &pfc), AFC_OK);

@@ -80,6 +80,25 @@ function launchEpoch(nproc: number, out: string, extra: string[] = []) {
   return launch([`--nproc-per-node=${nproc}`, ...orlEpochArgs(out), ...extra]);
 }
 
+Deno.test("launch: bad rendezvous, address and config are named once, before or as ranks start", async () => {
+  let r = await launch(["--nproc-per-node=2", "--rdzv=/nonexistent-afc/dir", "configs/orl_mbf.yaml"]);
+  assert.equal(r.code, 2);
+  assert.match(r.text, /Invalid --rdzv "\/nonexistent-afc\/dir": no such directory/);
+  await assert.rejects(() => Deno.stat("/nonexistent-afc"), Deno.errors.NotFound);
+  r = await launch(["--nproc-per-node=2", "--master-addr=10.0.0.1", "configs/orl_mbf.yaml"]);
+  assert.equal(r.code, 2);
+  assert.match(r.text, /--master-addr and --master-port go together/);
+  r = await launch(["--nproc-per-node=2", "configs/orl_mbf.yaml", "--bogus=1"]);
+  assert.equal(r.code, 2);
+  assert.equal([...r.text.matchAll(/unknown key "bogus"/g)].length, 1, r.text);
+  r = await launch(["--nproc-per-node=2", "--address=nosuchhost.invalid", ...orlEpochArgs("/tmp/unused")]);
+  assert.equal(r.code, 1);
+  assert.match(
+    r.text,
+    /address "nosuchhost\.invalid" is neither a network interface nor a host name that resolves/,
+  );
+});
+
 Deno.test("launch: 2 ranks train one epoch; rank 0 logs, every rank writes its Partial FC shard", async () => {
   const out = await Deno.makeTempDir();
   const r = await launchEpoch(2, out, ["--frequent=1"]);

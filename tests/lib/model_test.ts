@@ -163,6 +163,16 @@ Deno.test("r2060 is known by name and refused with its size when it does not fit
   }
 });
 
+Deno.test("a model for inference at batch 1000 is not refused for the memory training would need", async () => {
+  // mbf training keeps about 85 MB per image, inference a few activation slots.
+  using model = Model.create({ network: "mbf", maxBatch: 1000, threads: 1 });
+  const x = new Float32Array(1000 * 3 * 112 * 112);
+  await assert.rejects(
+    () => model.forward(x, 1000, { train: true }),
+    /"mbf" has 2059520 parameters \(2\.1 M\) and needs about \d+\.\d+ GiB for training at batch 1000/,
+  );
+});
+
 Deno.test("bad input: unknown backbone, wrong shapes, unknown tensor, use after close", async () => {
   assert.throws(() => Model.create({ network: "r51", maxBatch: 2 }), (e: Error) => {
     assert.ok(e instanceof AfcError);
@@ -170,6 +180,7 @@ Deno.test("bad input: unknown backbone, wrong shapes, unknown tensor, use after 
     return true;
   });
   assert.throws(() => Model.create({ network: "mbf", maxBatch: 0 }), RangeError);
+  assert.throws(() => Model.create({ network: "mbf", maxBatch: 2, threads: 1.5 }), /Invalid threads "1\.5"/);
   const model = Model.create({ network: "mbf", maxBatch: 2, threads: 1 });
   await assert.rejects(model.forward(new Float32Array(10), 1), /input has 10 values, expected 1×3×112×112/);
   await assert.rejects(

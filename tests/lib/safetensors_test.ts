@@ -293,3 +293,18 @@ save_file({"a": np.arange(6, dtype=np.float32).reshape(2, 3) / 4, "h": np.array(
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a PyTorch checkpoint or an image given as safetensors is named as such", () => {
+  const zip = new Uint8Array(64).fill(7);
+  zip.set([0x50, 0x4b, 0x03, 0x04]);
+  assert.throws(
+    () => parseSafetensors(zip, "m.pt"),
+    /m\.pt: it is a PyTorch checkpoint \(torch\.save\): convert it with `deno task import/,
+  );
+  const jpeg = new Uint8Array(64).fill(9);
+  jpeg.set([0xff, 0xd8, 0xff, 0xe0]);
+  assert.throws(
+    () => parseSafetensors(jpeg, "face.jpg"),
+    /face\.jpg: it is an image \(JPEG or PNG\), not a model/,
+  );
+});
