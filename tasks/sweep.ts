@@ -52,14 +52,16 @@ function tables(axes: Axis[], rows: Row[]): { md: string; csv: string } {
     "samples/s",
     ...sets.map((s) => `${s} acc`),
     "output",
+    "error",
   ];
   const body = rows.map((r) => [
     ...axes.map((a) => r.point[a.key]),
-    r.result ? r.result.loss.toFixed(4) : `failed: ${r.error}`,
+    r.result ? r.result.loss.toFixed(4) : "failed",
     String(r.result?.steps ?? ""),
     r.result ? r.result.samplesPerSecond.toFixed(1) : "",
     ...sets.map((s) => r.result?.verification[s]?.accuracy.toFixed(5) ?? ""),
     r.result?.outputDir ?? "",
+    (r.error ?? "").replaceAll("|", "/").replaceAll("\n", " "),
   ]);
   const md = [head, head.map(() => "---"), ...body].map((r) => `| ${r.join(" | ")} |`).join("\n") + "\n";
   const quote = (c: string) => /[",\n]/.test(c) ? `"${c.replaceAll('"', '""')}"` : c;
@@ -87,20 +89,29 @@ if (import.meta.main) {
     );
     Deno.exit(2);
   }
-  const axes = grid.map(parseAxis);
+  const overridesOf = (point: Record<string, string>, i: number) => [
+    ...extra,
+    ...Object.entries(point).map(([k, v]) => `--${k}=${v}`),
+    `--output=${out}/run${i + 1}`,
+  ];
+  // Every point's config is checked before the first run: a typo fails now, not in run ten.
+  let axes: Axis[], points: Record<string, string>[];
+  try {
+    axes = grid.map(parseAxis);
+    points = gridPoints(axes);
+    points.forEach((point, i) => loadConfig(config, overridesOf(point, i)));
+  } catch (e) {
+    console.error((e as Error).message);
+    Deno.exit(2);
+  }
   const rows: Row[] = [];
   await Deno.mkdir(out, { recursive: true });
-  for (const [i, point] of gridPoints(axes).entries()) {
+  for (const [i, point] of points.entries()) {
     const name = Object.entries(point).map(([k, v]) => `${k}=${v}`).join(" ");
     console.log(`\n=== run ${i + 1}: ${name}`);
     const row: Row = { point };
     try {
-      const overrides = [
-        ...extra,
-        ...Object.entries(point).map(([k, v]) => `--${k}=${v}`),
-        `--output=${out}/run${i + 1}`,
-      ];
-      row.result = await train(loadConfig(config, overrides));
+      row.result = await train(loadConfig(config, overridesOf(point, i)));
     } catch (e) {
       row.error = (e as Error).message;
       console.error(`Run ${i + 1} (${name}) failed: ${row.error}`);
@@ -111,4 +122,9 @@ if (import.meta.main) {
     await writeAtomic(`${out}/results.csv`, new TextEncoder().encode(csv));
   }
   console.log(`\n${tables(axes, rows).md}\nResults in "${out}/results.md" and "${out}/results.csv"`);
+  const failed = rows.filter((r) => r.error).length;
+  if (failed > 0) {
+    console.error(`${failed} of ${rows.length} runs failed (see the error column)`);
+    Deno.exit(1);
+  }
 }

@@ -41,8 +41,30 @@ Deno.test("sweep: two short runs, results as Markdown and CSV", async () => {
   assert.equal(r.code, 0, text);
   assert.match(text, /Loss: CosFace m=0\.4 s=64/);
   const csv = (await Deno.readTextFile(`${out}/results.csv`)).trim().split("\n");
-  assert.equal(csv[0], "margin_list,loss,steps,samples/s,output");
+  assert.equal(csv[0], "margin_list,loss,steps,samples/s,output,error");
   assert.equal(csv.length, 3);
-  assert.match(csv[2], /^"\[1,0,0\.4\]",\d+\.\d{4},2,[\d.]+,.*run2$/);
+  assert.match(csv[2], /^"\[1,0,0\.4\]",\d+\.\d{4},2,[\d.]+,.*run2,$/);
   assert.match(await Deno.readTextFile(`${out}/results.md`), /^\| margin_list \| loss \| steps/);
+});
+
+Deno.test("sweep: a bad value anywhere in the grid stops it before the first run, in one line", async () => {
+  const out = await Deno.makeTempDir();
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${root}tasks/sweep.ts`,
+      `${root}configs/orl_mbf.yaml`,
+      "--grid=lr=0.1,abc",
+      `--out=${out}/s`,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(r.code, 2);
+  assert.equal(
+    new TextDecoder().decode(r.stderr).trim(),
+    `Cannot load config "${root}configs/orl_mbf.yaml": key "lr" must be a number, got a string ("abc")`,
+  );
+  await assert.rejects(() => Deno.stat(`${out}/s`), Deno.errors.NotFound);
 });
