@@ -38,7 +38,10 @@ export async function main(args: string[]): Promise<number> {
         );
         return 2;
       }
-      const report = checkOnnx(await Deno.readFile(positionals[0]));
+      const bytes = await Deno.readFile(positionals[0]).catch((e) => {
+        throw new Error(`Cannot check "${positionals[0]}": ${(e as Error).message}`);
+      });
+      const report = checkOnnx(bytes);
       console.log(formatReport(report));
       return report.violations.length === 0 ? 0 : 1;
     }
