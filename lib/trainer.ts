@@ -28,7 +28,7 @@ import { Model } from "./model.ts";
 import { PolyScheduler } from "./schedule.ts";
 import { TrainLog } from "./logging.ts";
 import { loadCheckpoint, saveCheckpoint, type TrainState } from "./checkpoint.ts";
-import { type DecodedSet, decodeSet, readBin, verify } from "./verification.ts";
+import { type DecodedSet, decodeSet, embedSet, evaluateEmbeddings, readBin } from "./verification.ts";
 import { EventWriter } from "./tensorboard.ts";
 import type { Comm } from "./comm.ts";
 import { linePlot } from "./plot.ts";
@@ -274,13 +274,37 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
   const figures: Record<string, VerificationFigures> = {};
   const events = rank === 0 ? await EventWriter.open(out) : null;
 
-  // Every rank verifies (only rank 0 logs): a rank that went on alone would wait in the next
-  // collective for as long as the verification takes, and could run into the timeout.
+  // Every rank takes part (only rank 0 logs): a rank that went on alone would wait in the
+  // next collective for as long as the verification takes, and could run into the timeout.
   const runVerification = async (step: number) => {
+    // Batch-norm statistics are per rank (as the seed's DDP with broadcast_buffers=False);
+    // the figures are those of rank 0's model, the one saved, so every rank takes its
+    // statistics before embedding its share.
+    if (sets.length > 0 && world.comm && worldSize > 1) {
+      for (const t of model.tensors().filter((t) => t.kind === "buffer")) {
+        const values = model.read(t.name);
+        await world.comm.broadcast(values, 0);
+        model.write(t.name, values);
+      }
+    }
     for (const set of sets) {
-      const r = await verify(set, (x, n) => model.forward(x, n, { train: false }), {
+      // Each rank embeds its share of the images; a sum over the ranks completes the rest.
+      const images = {
+        start: Math.floor(set.count * rank / worldSize),
+        end: Math.floor(set.count * (rank + 1) / worldSize),
+      };
+      const emb = await embedSet(set, (x, n) => model.forward(x, n, { train: false }), {
         batchSize: model.maxBatch,
+        images,
       });
+      const dim = model.numFeatures;
+      const plain = emb.dim ? emb.plain : new Float32Array(set.count * dim);
+      const flip = emb.dim ? emb.flip : new Float32Array(set.count * dim);
+      if (world.comm && worldSize > 1) {
+        await world.comm.allReduce(plain as Float32Array<ArrayBuffer>);
+        await world.comm.allReduce(flip as Float32Array<ArrayBuffer>);
+      }
+      const r = evaluateEmbeddings(set.name, { plain, flip, dim }, set.issame);
       const best = Math.max(highest.get(set.name) ?? 0, r.flip.accuracy);
       highest.set(set.name, best);
       log.info(`[${set.name}][${step}]XNorm: ${r.xnorm.toFixed(6)}`);

@@ -290,6 +290,11 @@ export interface EmbedOptions {
   batchSize?: number;
   /** Called after each batch with the images done and the total (plain and flipped). */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Only images [start, end) (default all), the other rows staying 0, so that ranks can
+   * share a set: each embeds its part, and a sum over the ranks gives every row.
+   */
+  images?: { start: number; end: number };
 }
 
 /** Runs the embedding function over every image and its flip. */
@@ -302,12 +307,16 @@ export async function embedSet(
   if (!Number.isInteger(batch) || batch < 1) {
     throw new RangeError(`Invalid batch size ${options.batchSize}: expected a positive integer`);
   }
+  const { start, end } = options.images ?? { start: 0, end: set.count };
+  if (!(Number.isInteger(start) && Number.isInteger(end) && 0 <= start && start <= end && end <= set.count)) {
+    throw new RangeError(`Invalid image range [${start}, ${end}): expected a range within [0, ${set.count})`);
+  }
   let dim = 0;
   let plain = new Float32Array(0), flip = new Float32Array(0);
   const input = new Float32Array(batch * 3 * set.size * set.size);
   let done = 0;
-  for (let first = 0; first < set.count; first += batch) {
-    const n = Math.min(batch, set.count - first);
+  for (let first = start; first < end; first += batch) {
+    const n = Math.min(batch, end - first);
     for (const mirrored of [false, true]) {
       const x = toInput(set.pixels, set.size, first, n, mirrored, input).subarray(
         0,
@@ -342,7 +351,7 @@ export async function embedSet(
       }
       (mirrored ? flip : plain).set(out.subarray(0, n * dim), first * dim);
       done += n;
-      options.onProgress?.(done, 2 * set.count);
+      options.onProgress?.(done, 2 * (end - start));
     }
   }
   return { plain, flip, dim };

@@ -5,6 +5,7 @@ import { loadCheckpoint } from "../../lib/checkpoint.ts";
 import { Model } from "../../lib/model.ts";
 import { PartialFC } from "../../lib/head.ts";
 import { orlEpochArgs } from "./orl_epoch.ts";
+import { decodeSet, readBin, verify } from "../../lib/verification.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 
@@ -101,10 +102,17 @@ Deno.test("launch: bad rendezvous, address and config are named once, before or 
 
 Deno.test("launch: 2 ranks train one epoch; rank 0 logs, every rank writes its Partial FC shard", async () => {
   const out = await Deno.makeTempDir();
-  const r = await launchEpoch(2, out, ["--frequent=1"]);
+  const r = await launchEpoch(2, out, ["--frequent=1", `--val_targets=[${root}data/orl_val.bin]`]);
   assert.equal(r.code, 0, r.text);
   assert.match(r.text, /Ranks: 2, threads per rank: 1/);
   assert.equal([...r.text.matchAll(/Global Step: \d+/g)].length, 2, r.text); // rank 0 only
+  // The ranks share the verification; its figures are those of the saved model (rank 0's).
+  const logged = [...r.text.matchAll(/\[orl_val\]\[2\]XNorm: ([\d.]+)/g)].map((m) => Number(m[1]));
+  assert.equal(logged.length, 1, r.text);
+  using model = await Model.load(`${out}/model.safetensors`, { maxBatch: 64, threads: 2 });
+  const set = decodeSet({ ...(await readBin(`${root}data/orl_val.bin`)), name: "orl_val" });
+  const alone = await verify(set, (x, n) => model.forward(x, n), { batchSize: 64 });
+  assert.ok(Math.abs(alone.xnorm - logged[0]) < 1e-4 * alone.xnorm, `XNorm ${logged[0]} vs ${alone.xnorm}`);
   const shards = await Promise.all(
     [0, 1].map((k) => readSafetensors(`${out}/checkpoint_rank${k}.safetensors`)),
   );

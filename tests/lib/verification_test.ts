@@ -195,3 +195,25 @@ Deno.test("a missing .bin is a not-found error naming the path", async () => {
     /Cannot read verification set "\/nonexistent\/lfw.bin": no such file/,
   );
 });
+
+Deno.test("a set shared between ranks: each embeds its images, and the sum is the whole", async () => {
+  const set = decodeSet(parseBin(Deno.readFileSync(new URL("bin_py3_p4.pkl", pickles)), "shared.bin"), {
+    size: 8,
+  });
+  const whole = await embedSet(set, meanColour, { batchSize: 3 });
+  const ranks = 3;
+  const parts = await Promise.all(Array.from({ length: ranks }, (_, r) =>
+    embedSet(set, meanColour, {
+      batchSize: 3,
+      images: { start: Math.floor(set.count * r / ranks), end: Math.floor(set.count * (r + 1) / ranks) },
+    })));
+  for (const key of ["plain", "flip"] as const) {
+    const sum = new Float32Array(whole[key].length);
+    for (const p of parts) p[key].forEach((v, i) => sum[i] += v);
+    assert.deepEqual(sum, whole[key], key);
+  }
+  await assert.rejects(
+    embedSet(set, meanColour, { images: { start: 2, end: set.count + 1 } }),
+    /Invalid image range/,
+  );
+});
