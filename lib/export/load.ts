@@ -25,7 +25,9 @@ export async function loadWeights(
   try {
     file = await readStateDict(path);
   } catch (e) {
-    throw new Error(`Cannot read model "${path}": ${(e as Error).message}`);
+    // The reader names the path too: keep the detail once.
+    const detail = (e as Error).message.replace(/^Cannot read safetensors "[^"]*": /, "");
+    throw new Error(`Cannot read model "${path}": ${detail}`);
   }
   const { tensors, metadata } = file;
   const guess = inferNetwork(tensors.keys(), (n) => tensors.get(n)?.shape);
