@@ -32,6 +32,15 @@ export function parseCommand<T extends ParseArgsConfig>(
   return parsed;
 }
 
+/** The integer value of option `--name`, at least `min`; a RangeError naming the option otherwise. */
+export function intOption(v: string | undefined, name: string, min = 1): number {
+  const n = Number(v);
+  if (v === undefined || v.trim() === "" || !Number.isInteger(n) || n < min) {
+    throw new RangeError(`Invalid --${name} "${v}": expected an integer >= ${min}`);
+  }
+  return n;
+}
+
 /**
  * Checks, before any work, that `path` can be written: its folder exists (or is made when
  * `makeFolder`), it is not a folder itself, and it is not one of `inputs`. Returns the error

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { HELP, outputProblem, parseCommand } from "./args.ts";
+import { HELP, intOption, outputProblem, parseCommand } from "./args.ts";
 import { checkOnnx, formatReport } from "../export/check.ts";
 import { loadWeights } from "../export/load.ts";
 import { exportOnnx } from "../export/onnx.ts";
@@ -57,12 +57,16 @@ export async function main(args: string[]): Promise<number> {
       console.error(problem);
       return 2;
     }
-    const nf = values["num-features"];
-    if (nf !== undefined && !/^\d+$/.test(nf)) {
-      console.error(`Invalid --num-features "${nf}": expected a positive integer`);
+    let nf: number | undefined;
+    try {
+      nf = values["num-features"] === undefined
+        ? undefined
+        : intOption(values["num-features"], "num-features");
+    } catch (e) {
+      console.error((e as Error).message);
       return 2;
     }
-    const m = await loadWeights(src, { network: values.network, numFeatures: nf ? Number(nf) : undefined });
+    const m = await loadWeights(src, { network: values.network, numFeatures: nf });
     if (m.source === "inferred") {
       console.log(
         `network ${m.network}, num_features ${m.numFeatures} (inferred from tensor names: no metadata)`,

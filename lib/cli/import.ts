@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { HELP, outputProblem, parseCommand } from "./args.ts";
+import { HELP, intOption, outputProblem, parseCommand } from "./args.ts";
 import { readTorchCheckpoint } from "../export/torch_import.ts";
 import { inferNetwork } from "../export/graph.ts";
 import { Model } from "../model.ts";
@@ -39,9 +39,13 @@ export async function main(args: string[]): Promise<number> {
     console.error(problem);
     return 2;
   }
-  const given = values["num-features"];
-  if (given !== undefined && !/^[1-9]\d*$/.test(given)) {
-    console.error(`Invalid --num-features "${given}": expected a positive integer such as 512`);
+  let given: number | undefined;
+  try {
+    given = values["num-features"] === undefined
+      ? undefined
+      : intOption(values["num-features"], "num-features");
+  } catch (e) {
+    console.error((e as Error).message);
     return 2;
   }
   try {
@@ -51,7 +55,7 @@ export async function main(args: string[]): Promise<number> {
     const weights = await readTorchCheckpoint(bytes, input);
     const guess = inferNetwork(weights.keys(), (n) => weights.get(n)?.shape);
     const network = values.network ?? guess?.network;
-    const numFeatures = given ? Number(given) : guess?.numFeatures;
+    const numFeatures = given ?? guess?.numFeatures;
     if (!network || !numFeatures) {
       const keys = [...weights.keys()].slice(0, 6).map((k) => `"${k}"`).join(", ");
       throw new Error(

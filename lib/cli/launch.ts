@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { HELP, parseCommand } from "./args.ts";
+import { HELP, intOption, parseCommand } from "./args.ts";
 import { loadConfig } from "../config.ts";
 
 const USAGE = `Usage: arcface launch --nproc-per-node N [options] <config.yaml> [--key=value …]
@@ -42,14 +42,6 @@ const LAUNCH_OPTIONS = {
 } as const;
 const OPTIONS = new Set(Object.keys(LAUNCH_OPTIONS));
 
-function positiveInt(v: string | undefined, name: string, min = 1): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) {
-    throw new RangeError(`Invalid --${name} "${v}": expected an integer >= ${min}`);
-  }
-  return n;
-}
-
 function isDirectory(path: string): boolean {
   try {
     return Deno.statSync(path).isDirectory;
@@ -84,10 +76,10 @@ export async function main(args: string[]): Promise<number> {
   }
   let nproc: number, nnodes: number, nodeRank: number, timeoutS: number;
   try {
-    nproc = positiveInt(values["nproc-per-node"], "nproc-per-node");
-    nnodes = positiveInt(values.nnodes, "nnodes");
-    nodeRank = positiveInt(values["node-rank"], "node-rank", 0);
-    timeoutS = positiveInt(values["timeout-s"], "timeout-s");
+    nproc = intOption(values["nproc-per-node"], "nproc-per-node");
+    nnodes = intOption(values.nnodes, "nnodes");
+    nodeRank = intOption(values["node-rank"], "node-rank", 0);
+    timeoutS = intOption(values["timeout-s"], "timeout-s");
     if (nodeRank >= nnodes) {
       throw new RangeError(`Invalid --node-rank ${nodeRank}: expected 0..${nnodes - 1}`);
     }
