@@ -13,20 +13,12 @@ import json
 import os
 import re
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "golden"))
 from backbones import get_model  # noqa: E402
-
-
-def status_mib(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+from peer_timing import status_mib, timed_runs  # noqa: E402
 
 
 def version():
@@ -56,13 +48,7 @@ def main():
             model.zero_grad(set_to_none=True)
             model(x).backward(g)
 
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+    times = timed_runs(step, warmup, runs)
     print(json.dumps({
         "times": times,
         "rss_mib": status_mib("VmHWM"),

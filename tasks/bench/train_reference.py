@@ -12,13 +12,13 @@ import json
 import math
 import os
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "golden"))
 from backbones import get_model  # noqa: E402
+from peer_timing import timed_runs  # noqa: E402
 
 
 def arcface_logits(logits, labels, s=64.0, m=0.5):
@@ -52,13 +52,7 @@ def main():
         opt.step()
         opt.zero_grad()
 
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+    times = timed_runs(step, warmup, runs)
     print(json.dumps({"times": times, "threads": torch.get_num_threads(), "version": torch.__version__}))
 
 
