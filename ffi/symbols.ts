@@ -184,7 +184,12 @@ export const symbols = {
     result: "i32",
     nonblocking: true,
   },
+  afc_model_backward_all_reduce: {
+    parameters: ["pointer", "buffer", "i64", "buffer", "i32", "pointer", "i64", "f32"],
+    result: "i32",
+    nonblocking: true,
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The ABI version these bindings were written for; the loader refuses any other. */
-export const ABI_VERSION = 4;
+export const ABI_VERSION = 5;

@@ -13,6 +13,7 @@
  * @module
  */
 import { AfcError, check, checkOn, cStr, lib, PtrOut, readJson, toI64, toSafeNumber } from "../ffi/mod.ts";
+import type { Comm } from "./comm.ts";
 import type { Optimizer } from "./head.ts";
 import type { StateDict } from "./export/graph.ts";
 import { loadWeights } from "./export/load.ts";
@@ -319,11 +320,16 @@ export class Model {
   /**
    * Backward pass of the last training forward: parameter gradients from `dEmbeddings`
    * (overwritten, or added when `accumulate`); returns the input gradient when asked.
+   *
+   * With `allReduce`, the parameter gradients then hold their average over its ranks, the
+   * same values as `comm.allReduceModelGrads(model, bucketElems)` after the pass; the sums
+   * run on a second thread while the pass goes on, each bucket of `bucketElems` values
+   * (default 4 Mi) once its layers are done.
    */
   async backward(
     dEmbeddings: Float32Array<ArrayBuffer>,
     n: number,
-    options: { accumulate?: boolean; inputGrad?: boolean } = {},
+    options: { accumulate?: boolean; inputGrad?: boolean; allReduce?: Comm; bucketElems?: number } = {},
   ): Promise<Float32Array<ArrayBuffer> | undefined> {
     const ptr = this.#handle("run backward");
     if (dEmbeddings.length !== n * this.numFeatures) {
@@ -332,8 +338,22 @@ export class Model {
       );
     }
     const dInput = options.inputGrad ? new Float32Array(n * IMAGE_FLOATS) : null;
+    const accumulate = options.accumulate ? 1 : 0;
+    const comm = options.allReduce;
+    const bucket = toI64(options.bucketElems ?? 0, "bucket size");
     this.#check(
-      await lib().afc_model_backward(ptr, dEmbeddings, BigInt(n), dInput, options.accumulate ? 1 : 0),
+      await (comm
+        ? lib().afc_model_backward_all_reduce(
+          ptr,
+          dEmbeddings,
+          BigInt(n),
+          dInput,
+          accumulate,
+          comm.handle,
+          bucket,
+          1 / comm.size,
+        )
+        : lib().afc_model_backward(ptr, dEmbeddings, BigInt(n), dInput, accumulate)),
       "Cannot run backward",
     );
     return dInput ?? undefined;

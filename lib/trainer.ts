@@ -361,18 +361,22 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
             Status.INTERNAL,
           );
         }
-        const first = micro % acc === 0;
+        const first = micro % acc === 0, last = (micro + 1) % acc === 0;
         const emb = await model.forward(input, n, { train: true });
         const { loss, dEmbeddings } = await pfc.forwardBackward(emb, labels, !first);
-        await model.backward(dEmbeddings as Float32Array<ArrayBuffer>, n, { accumulate: !first });
+        // The step's last backward pass averages the gradients over the ranks as it goes.
+        await model.backward(dEmbeddings as Float32Array<ArrayBuffer>, n, {
+          accumulate: !first,
+          allReduce: last && worldSize > 1 ? world.comm : undefined,
+        });
         windowLoss += loss;
         windowCount++;
         windowSamples += n * worldSize;
         runSamples += n * worldSize;
-        if ((micro + 1) % acc !== 0) continue;
+        if (!last) continue;
 
         const lr = scheduler.lr;
-        const applied = await applyStep({ model, pfc, opt, comm: worldSize > 1 ? world.comm : undefined }, {
+        const applied = await applyStep({ model, pfc, opt }, {
           lr,
           loss,
           microBatches: acc,
@@ -492,22 +496,20 @@ export interface StepParts {
   model: Model;
   pfc: PartialFC;
   opt: Optimizer;
-  /** Joins the ranks; absent for one process. */
-  comm?: Comm;
 }
 
 /**
  * The update that ends an optimizer step, after its micro-batches' backward passes (as
- * arcface_torch's train_v2.py): backbone gradients averaged over the ranks, scaled by
- * 1 / microBatches, clipped to `maxGradNorm` (global norm; 0 turns clipping off), then the
- * optimizer on the backbone and on this rank's Partial FC shard. A non-finite `loss` or
- * gradient skips the update and returns false. Gradients are zeroed either way.
+ * arcface_torch's train_v2.py), the last of which averaged the backbone gradients over the
+ * ranks (`allReduce`): gradients scaled by 1 / microBatches, clipped to `maxGradNorm`
+ * (global norm; 0 turns clipping off), then the optimizer on the backbone and on this
+ * rank's Partial FC shard. A non-finite `loss` or gradient skips the update and returns
+ * false. Gradients are zeroed either way.
  */
 export async function applyStep(
-  { model, pfc, opt, comm }: StepParts,
+  { model, pfc, opt }: StepParts,
   o: { lr: number; loss: number; microBatches: number; maxGradNorm: number },
 ): Promise<boolean> {
-  if (comm) await comm.allReduceModelGrads(model);
   const scale = 1 / o.microBatches;
   const sumSq = model.gradSumSquares();
   const finite = Number.isFinite(o.loss) && Number.isFinite(sumSq);

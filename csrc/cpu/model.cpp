@@ -9,12 +9,14 @@
 #include <sys/sysinfo.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <variant>
@@ -24,6 +26,8 @@
 #include "core/error.h"
 #include "cpu/layers.h"
 #include "cpu/optimizer.h"
+#include "dist/comm.h"
+#include "dist/grad_reduce.h"
 
 using namespace afc;
 using namespace afc::cpu;
@@ -117,6 +121,9 @@ struct afc_model {
   int64_t trained_n = -1;  // batch of the last training forward, -1 when backward is not possible
   uint64_t seed = 0, dropout_counter = 0;
   std::vector<char> ready;  // backward: which activation gradients hold a value
+  // grads_end_before[k]: where the gradients that ops 0..k-1 write end, in floats. Once the
+  // backward pass has run the head and ops k and later, every gradient from there on is final.
+  std::vector<int64_t> grads_end_before;
   // Optimizer state of the trainable parameters, which lie first in the parameter arena and
   // share their offsets with the gradient arena: one state array covers them all.
   afc::OptimState opt;
@@ -176,6 +183,19 @@ std::unique_ptr<Plan> make_plan(afc_model &m, int64_t n) {
 
 // Which convolutions eval can fold the next batch norm into, and the eval op list, where
 // a PReLU whose input has no other reader also runs in place (one activation slot fewer).
+void plan_grads_end(afc_model &m) {
+  const std::vector<OpSpec> &ops = m.spec.ops;
+  m.grads_end_before.assign(ops.size() + 1, 0);
+  for (size_t k = 0; k < ops.size(); k++) {
+    int64_t end = m.grads_end_before[k];
+    for (int t : {ops[k].weight, ops[k].bias}) {
+      const TensorSpec *ts = t >= 0 ? &m.spec.tensors[t] : nullptr;
+      if (ts && ts->trainable) end = std::max(end, ts->offset + ts->numel);
+    }
+    m.grads_end_before[k + 1] = end;
+  }
+}
+
 void plan_eval_ops(afc_model &m) {
   const Backbone &b = m.spec;
   std::vector<int> readers(b.acts.size(), 0);
@@ -549,6 +569,68 @@ float *state_of(afc_model &m, int t, int32_t which) {
   return buf.data() + s.offset;
 }
 
+// The backward pass; with `comm`, the parameter gradients are summed over its ranks on a
+// second thread as the pass finishes them (afc_model_backward_all_reduce).
+void backward(afc_model_t *m, const float *demb, int64_t n, float *d_input, int32_t accumulate, afc_comm_t *comm,
+              int64_t bucket_elems, float scale) {
+  AFC_CHECK(accumulate == 0 || accumulate == 1, AFC_ERR_INVALID_ARGUMENT, "accumulate %d must be 0 or 1",
+            accumulate);
+  AFC_CHECK(m->trained_n >= 0, AFC_ERR_STATE,
+            "backward needs a training-mode forward first (the last forward was in eval mode, failed or "
+            "did not happen)");
+  AFC_CHECK(n == m->trained_n, AFC_ERR_SHAPE, "batch %lld differs from the training forward's batch %lld",
+            (long long)n, (long long)m->trained_n);
+  AFC_CHECK(demb != nullptr, AFC_ERR_INVALID_ARGUMENT, "d_embeddings is NULL");
+  afc::enter(m->ctx);
+  Plan &p = plan_for(*m, n);
+  dnnl::stream &s = m->ctx->stream;
+  const Layout &L = m->lay;
+  const HeadSpec &h = m->spec.head;
+  const int64_t K = h.in_features, F = h.num_features;
+  const bool acc = accumulate == 1;
+  std::optional<afc::OverlappedGradReduce> reduce;
+  if (comm) reduce.emplace(*comm->untimed, m->grads.ptr, m->spec.trainable_floats, bucket_elems, scale);
+  float *dfc = m->A(L.dfc_out);
+  bn1d_backward(m->A(L.fc_out), demb, m->P(h.bn_weight), m->A(L.bn_mean), m->A(L.bn_invstd), dfc,
+                m->G(h.bn_weight), m->G(h.bn_bias), n, F, acc);
+  float *dflat = m->A(L.dflat);
+  fc_backward(m->A(L.flat), m->P(h.fc_weight), dfc, dflat, m->G(h.fc_weight),
+              h.fc_bias >= 0 ? m->G(h.fc_bias) : nullptr, n, K, F, acc);
+  if (reduce) reduce->done_from(m->grads_end_before.back());
+  if (m->dropout > 0) dropout_backward(dflat, reinterpret_cast<uint8_t *>(m->A(L.mask)), n * K, m->dropout);
+  p.flat_bwd.execute(s, p.m_dflat, p.m_dlast);
+  std::vector<char> &ready = m->ready;
+  std::fill(ready.begin(), ready.end(), 0);
+  ready[h.src] = 1;
+  for (size_t k = m->spec.ops.size(); k-- > 0;) {
+    const OpSpec &op = m->spec.ops[k];
+    LayerVar &l = p.layers[k];
+    const bool need = op.src != 0 || d_input != nullptr;
+    const bool acc_src = ready[op.src] != 0;
+    if (Conv *c = std::get_if<Conv>(&l)) c->backward(s, acc, need, acc_src);
+    else if (BatchNorm *b = std::get_if<BatchNorm>(&l)) b->backward(s, acc, need, acc_src);
+    else if (PReLU *r = std::get_if<PReLU>(&l)) r->backward(acc, need, acc_src);
+    else {
+      const int64_t count = act_bytes_of(*m, n, op.dst) / 4;
+      if (acc_src) add_into(m->A(L.dact[op.src]), m->A(L.dact[op.dst]), count);
+      else std::memcpy(m->A(L.dact[op.src]), m->A(L.dact[op.dst]), count * 4);
+    }
+    if (need) ready[op.src] = 1;
+    if (reduce && m->grads_end_before[k] < m->grads_end_before[k + 1]) {
+      s.wait();
+      reduce->done_from(m->grads_end_before[k]);
+    }
+  }
+  s.wait();
+  if (reduce) {
+    // Only the wait left after the last layer counts as time in collectives.
+    const auto start = std::chrono::steady_clock::now();
+    reduce->finish();
+    comm->nanoseconds += (std::chrono::steady_clock::now() - start) / std::chrono::nanoseconds(1);
+  }
+  if (d_input) std::memcpy(d_input, m->A(L.dact[0]), sizeof(float) * n * 3 * 112 * 112);
+}
+
 }  // namespace
 
 extern "C" {
@@ -578,6 +660,7 @@ AFC_API afc_status afc_model_create(afc_context_t *ctx, const char *name, int32_
     m->dropout = m->spec.head.dropout ? dropout : 0.0f;
     m->tag = act_tag();
     plan_eval_ops(*m);
+    plan_grads_end(*m);
     m->params.alloc(m->spec.total_floats * 4, "parameter");
     m->grads.alloc(m->spec.trainable_floats * 4, "gradient");
     init_params(*m);
@@ -720,49 +803,20 @@ AFC_API afc_status afc_model_backward(afc_model_t *m, const float *demb, int64_t
                                       int32_t accumulate) {
   const afc_status status = AFC_GUARD({
     AFC_CHECK(m != nullptr, AFC_ERR_INVALID_ARGUMENT, "model is NULL");
-    AFC_CHECK(accumulate == 0 || accumulate == 1, AFC_ERR_INVALID_ARGUMENT, "accumulate %d must be 0 or 1",
-              accumulate);
-    AFC_CHECK(m->trained_n >= 0, AFC_ERR_STATE,
-              "backward needs a training-mode forward first (the last forward was in eval mode, failed or "
-              "did not happen)");
-    AFC_CHECK(n == m->trained_n, AFC_ERR_SHAPE, "batch %lld differs from the training forward's batch %lld",
-              (long long)n, (long long)m->trained_n);
-    AFC_CHECK(demb != nullptr, AFC_ERR_INVALID_ARGUMENT, "d_embeddings is NULL");
-    afc::enter(m->ctx);
-    Plan &p = plan_for(*m, n);
-    dnnl::stream &s = m->ctx->stream;
-    const Layout &L = m->lay;
-    const HeadSpec &h = m->spec.head;
-    const int64_t K = h.in_features, F = h.num_features;
-    const bool acc = accumulate == 1;
-    float *dfc = m->A(L.dfc_out);
-    bn1d_backward(m->A(L.fc_out), demb, m->P(h.bn_weight), m->A(L.bn_mean), m->A(L.bn_invstd), dfc,
-                  m->G(h.bn_weight), m->G(h.bn_bias), n, F, acc);
-    float *dflat = m->A(L.dflat);
-    fc_backward(m->A(L.flat), m->P(h.fc_weight), dfc, dflat, m->G(h.fc_weight),
-                h.fc_bias >= 0 ? m->G(h.fc_bias) : nullptr, n, K, F, acc);
-    if (m->dropout > 0) dropout_backward(dflat, reinterpret_cast<uint8_t *>(m->A(L.mask)), n * K, m->dropout);
-    p.flat_bwd.execute(s, p.m_dflat, p.m_dlast);
-    std::vector<char> &ready = m->ready;
-    std::fill(ready.begin(), ready.end(), 0);
-    ready[h.src] = 1;
-    for (size_t k = m->spec.ops.size(); k-- > 0;) {
-      const OpSpec &op = m->spec.ops[k];
-      LayerVar &l = p.layers[k];
-      const bool need = op.src != 0 || d_input != nullptr;
-      const bool acc_src = ready[op.src] != 0;
-      if (Conv *c = std::get_if<Conv>(&l)) c->backward(s, acc, need, acc_src);
-      else if (BatchNorm *b = std::get_if<BatchNorm>(&l)) b->backward(s, acc, need, acc_src);
-      else if (PReLU *r = std::get_if<PReLU>(&l)) r->backward(acc, need, acc_src);
-      else {
-        const int64_t count = act_bytes_of(*m, n, op.dst) / 4;
-        if (acc_src) add_into(m->A(L.dact[op.src]), m->A(L.dact[op.dst]), count);
-        else std::memcpy(m->A(L.dact[op.src]), m->A(L.dact[op.dst]), count * 4);
-      }
-      if (need) ready[op.src] = 1;
-    }
-    s.wait();
-    if (d_input) std::memcpy(d_input, m->A(L.dact[0]), sizeof(float) * n * 3 * 112 * 112);
+    backward(m, demb, n, d_input, accumulate, nullptr, 0, 1.0f);
+  });
+  return m ? m->error.keep(status) : status;
+}
+
+AFC_API afc_status afc_model_backward_all_reduce(afc_model_t *m, const float *demb, int64_t n, float *d_input,
+                                                 int32_t accumulate, afc_comm_t *comm, int64_t bucket_elems,
+                                                 float scale) {
+  const afc_status status = AFC_GUARD({
+    AFC_CHECK(m != nullptr, AFC_ERR_INVALID_ARGUMENT, "model is NULL");
+    AFC_CHECK(comm && comm->untimed, AFC_ERR_INVALID_ARGUMENT, "comm is NULL");
+    AFC_CHECK(bucket_elems >= 0, AFC_ERR_INVALID_ARGUMENT, "bucket_elems %lld is negative",
+              (long long)bucket_elems);
+    backward(m, demb, n, d_input, accumulate, comm, bucket_elems, scale);
   });
   return m ? m->error.keep(status) : status;
 }
@@ -784,6 +838,7 @@ AFC_API afc_status afc_model_error(const afc_model_t *m, char *buf, int64_t capa
 AFC_API afc_status afc_model_grad_sum_squares(const afc_model_t *m, double *out) {
   return AFC_GUARD({
     AFC_CHECK(m && out, AFC_ERR_INVALID_ARGUMENT, "model or out is NULL");
+    afc::enter(m->ctx);  // the caller's thread, with the model's thread count
     *out = afc::sum_squares(m->grads.ptr, m->spec.trainable_floats);
   });
 }

@@ -33,12 +33,6 @@ class Comm {
   virtual void broadcast(int64_t *data, int64_t count, int root);
 };
 
-// All-reduces (sums) many float buffers in buckets of about `bucket_elems` values, packing
-// small buffers together so that few collectives run, then multiplies by `scale` (1/W
-// gives the average). Data parallelism calls it on the parameter gradients.
-void all_reduce_buffers(Comm &comm, float *const *buffers, const int64_t *counts, int64_t num_buffers,
-                        int64_t bucket_elems, float scale);
-
 // Joins a multi-process world through the store at `store` ("redis://host:port", or a
 // directory, optionally "file://" + path), under the namespace `run_id`. `address` is the
 // host name, IP or network interface this rank listens on (NULL or "" = 127.0.0.1). Fails
@@ -61,5 +55,8 @@ struct afc_comm {
   // Detail of the last failed call on this handle: collectives run on FFI worker threads,
   // where the thread-local afc_last_error() is out of the caller's reach.
   std::string last_error;
-  std::atomic<int64_t> nanoseconds{0};  // inside collectives (impl is timed)
+  std::atomic<int64_t> nanoseconds{0};  // callers' time in collectives (impl is timed)
+  // impl without the timing: the gradient all-reduce overlapped with the backward pass runs
+  // on it and counts only the time the pass waits for it.
+  afc::Comm *untimed = nullptr;
 };

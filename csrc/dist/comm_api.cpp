@@ -1,10 +1,10 @@
 // The public communicator functions: argument checks, then the Comm interface.
 #include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "core/error.h"
 #include "dist/comm.h"
+#include "dist/grad_reduce.h"
 
 namespace {
 
@@ -66,6 +66,7 @@ AFC_API afc_status afc_comm_create(const char *store, const char *run_id, int32_
                 run_id ? run_id : "(null)");
       comm->impl = afc::make_gloo_comm(store, run_id, rank, world_size, timeout_ms, address);
     }
+    comm->untimed = comm->impl.get();
     comm->impl = afc::make_timed_comm(std::move(comm->impl), &comm->nanoseconds);
     *out = comm.release();
   });
@@ -204,16 +205,7 @@ AFC_API afc_status afc_comm_all_reduce_grads(afc_comm_t *comm, float *grads, int
     check_buffer(grads, count, "grads");
     AFC_CHECK(bucket_elems >= 0, AFC_ERR_INVALID_ARGUMENT, "bucket_elems %lld is negative",
               (long long)bucket_elems);
-    if (bucket_elems == 0) bucket_elems = int64_t(1) << 22;
-    // One flat buffer: cut it into bucket-sized pieces reduced in place.
-    std::vector<float *> ptrs;
-    std::vector<int64_t> counts;
-    for (int64_t off = 0; off < count; off += bucket_elems) {
-      ptrs.push_back(grads + off);
-      counts.push_back(std::min(bucket_elems, count - off));
-    }
-    afc::all_reduce_buffers(*comm->impl, ptrs.data(), counts.data(), static_cast<int64_t>(ptrs.size()),
-                            bucket_elems, scale);
+    afc::all_reduce_grads(*comm->impl, grads, count, bucket_elems, scale);
   }));
 }
 

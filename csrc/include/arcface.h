@@ -54,7 +54,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a function, signature, enum value or struct layout here changes. */
-#define AFC_ABI_VERSION 4
+#define AFC_ABI_VERSION 5
 
 /* ---------------------------------------------------------------------------------------
  * Status codes and errors
@@ -538,8 +538,9 @@ AFC_API afc_status afc_comm_create(const char *store, const char *run_id, int32_
 /* Leaves the world and frees the communicator. NULL is a no-op. */
 AFC_API void afc_comm_destroy(afc_comm_t *comm);
 
-/* Seconds this handle has spent inside collectives since it was created, waiting for
- * slower ranks included (Partial FC's and the gradient all-reduce's alike). */
+/* Seconds the callers of this handle have spent waiting on collectives since it was created,
+ * slower ranks included (Partial FC's and the gradient all-reduce's alike). Of a gradient
+ * all-reduce overlapped with the backward pass, only the wait after the last layer counts. */
 AFC_API afc_status afc_comm_seconds(const afc_comm_t *comm, double *out);
 
 /* Writes this process's rank / the world size to *out. */
@@ -577,13 +578,22 @@ AFC_API afc_status afc_comm_barrier(afc_comm_t *comm);
 
 /* Data parallelism: sums `count` gradient values over all ranks in buckets of
  * `bucket_elems` values (0: 4 Mi), in place, and multiplies the result by `scale`
- * (1/size gives the average). */
+ * (1/size gives the average). The buckets are [0, b), [b, 2b), …: each sum depends only on
+ * the ranks' values, not on when or where it runs. */
 AFC_API afc_status afc_comm_all_reduce_grads(afc_comm_t *comm, float *grads, int64_t count,
                                              int64_t bucket_elems, float scale);
 
 /* afc_comm_all_reduce_grads over every parameter gradient of `model`, in place. */
 AFC_API afc_status afc_model_all_reduce_grads(afc_model_t *model, afc_comm_t *comm, int64_t bucket_elems,
                                               float scale);
+
+/* afc_model_backward followed by afc_model_all_reduce_grads, with the same result to the
+ * bit, but overlapped: a second thread sums each bucket as soon as the backward pass has
+ * finished every gradient in it (the last layers' buckets first), while the pass goes on.
+ * Call it for the last micro-batch of a data-parallel step. */
+AFC_API afc_status afc_model_backward_all_reduce(afc_model_t *model, const float *d_embeddings, int64_t n,
+                                                 float *d_input, int32_t accumulate, afc_comm_t *comm,
+                                                 int64_t bucket_elems, float scale);
 
 #ifdef __cplusplus
 }

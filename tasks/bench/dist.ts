@@ -5,9 +5,11 @@
  * waiting for the other rank included). Both runs are ours: data parallelism on one
  * machine should cost little against threads.
  *
- * `deno task bench dist [--network=r18] [--batch=30] [--epochs=3] [--warmup=3]`
+ * `deno task bench dist [--network=r18] [--batch=30] [--epochs=3] [--warmup=3] [--repeats=3]`
  *
- * Speed: median of rank 0's per-step `Speed` lines after `warmup` steps.
+ * Speed: median of rank 0's per-step `Speed` lines after `warmup` steps. The two setups
+ * alternate `repeats` times, so that both see the same load on a shared machine; the
+ * ratio is the median of the rounds' ratios.
  *
  * @module
  */
@@ -69,6 +71,7 @@ export async function main(args: string[]): Promise<void> {
       batch: { type: "string", default: "30" },
       epochs: { type: "string", default: "3" },
       warmup: { type: "string", default: "3" },
+      repeats: { type: "string", default: "3" },
     },
   });
   const o = {
@@ -80,14 +83,29 @@ export async function main(args: string[]): Promise<void> {
   if (!(o.batch > 0 && o.batch % 2 === 0)) {
     throw new RangeError(`Invalid --batch=${values.batch}: expected an even count`);
   }
-  const threads = await launch(1, 2, o);
-  const procs = await launch(2, 1, o);
+  const repeats = Number(values.repeats);
+  if (!(Number.isInteger(repeats) && repeats > 0)) {
+    throw new RangeError(`Invalid --repeats=${values.repeats}: expected a positive integer`);
+  }
   console.log(`${o.network} on data/orl, global batch ${o.batch}, median step speed after ${o.warmup} steps`);
-  console.log("| setup | samples/s | time in collectives |\n|---|---:|---:|");
-  console.log(`| 1 process × 2 threads | ${threads.samplesPerSecond.toFixed(1)} | – |`);
-  const share = procs.commShare === null ? "?" : `${(100 * procs.commShare).toFixed(1)} %`;
-  console.log(`| 2 processes × 1 thread | ${procs.samplesPerSecond.toFixed(1)} | ${share} |`);
-  console.log(`2 × 1 / 1 × 2: ${(procs.samplesPerSecond / threads.samplesPerSecond).toFixed(2)}`);
+  console.log(
+    "| round | 1 process × 2 threads, samples/s | 2 processes × 1 thread, samples/s | 2 × 1 / 1 × 2 | time in collectives (2 × 1) |",
+  );
+  console.log("|---:|---:|---:|---:|---:|");
+  const ratios: number[] = [];
+  for (let round = 1; round <= repeats; round++) {
+    const threads = await launch(1, 2, o);
+    const procs = await launch(2, 1, o);
+    const ratio = procs.samplesPerSecond / threads.samplesPerSecond;
+    ratios.push(ratio);
+    const share = procs.commShare === null ? "?" : `${(100 * procs.commShare).toFixed(1)} %`;
+    console.log(
+      `| ${round} | ${threads.samplesPerSecond.toFixed(1)} | ${procs.samplesPerSecond.toFixed(1)} | ${
+        ratio.toFixed(2)
+      } | ${share} |`,
+    );
+  }
+  console.log(`2 × 1 / 1 × 2, median of ${repeats}: ${median(ratios).toFixed(2)}`);
 }
 
 if (import.meta.main) await main(Deno.args);

@@ -125,6 +125,45 @@ Deno.test("a peer that dies after the rendezvous gives the others an error, not 
   assert.ok(r.ms < 8000, `noticed after ${r.ms} ms`);
 });
 
+Deno.test("3 ranks: the all-reduce overlapped with backward gives the bits of backward, then all-reduce", async () => {
+  const store = await Deno.makeTempDir();
+  const outs = (await world("backward", store, "backward-1", 3, 30_000)).map((o) => {
+    assert.equal(o.code, 0, JSON.stringify(o.lines));
+    return last(o) as {
+      buckets: number;
+      sameBits: boolean;
+      changed: boolean;
+      first: { local: number[]; mean: number[] };
+      last: { local: number[]; mean: number[] };
+    };
+  });
+  for (const [rank, r] of outs.entries()) {
+    assert.ok(r.buckets > 10, `${r.buckets} buckets`);
+    assert.ok(r.sameBits, `rank ${rank}: the overlapped sums differ`);
+    assert.ok(r.changed, `rank ${rank}: the all-reduce changed nothing`);
+    for (const part of ["first", "last"] as const) {
+      // Every rank holds the average of the ranks' own gradients.
+      const mean = r[part].mean.map((_, k) => outs.reduce((s, o) => s + o[part].local[k], 0) / 3);
+      assert.deepEqual(r[part].mean, outs[0][part].mean, `rank ${rank}, ${part}`);
+      for (const [k, v] of mean.entries()) {
+        assert.ok(
+          Math.abs(r[part].mean[k] - v) <= 1e-6 * Math.abs(v) + 1e-12,
+          `${part}[${k}]: ${r[part].mean[k]} vs ${v}`,
+        );
+      }
+    }
+  }
+});
+
+Deno.test("a peer that dies before an overlapped backward all-reduce gives an error naming it, not a hang", async () => {
+  const store = await Deno.makeTempDir();
+  const outs = await world("backward-die", store, "backward-die-1", 2, 5000);
+  const r = last(outs[0]) as { error?: string; ms: number };
+  assert.ok(r.error, JSON.stringify(outs[0].lines));
+  assert.match(r.error, /lost rank\(s\) 1 \(process exited\)/);
+  assert.ok(r.ms < 8000, `noticed after ${r.ms} ms`);
+});
+
 Deno.test({
   name: "Redis store: 2 ranks meet through redis://127.0.0.1:<port> and all-reduce",
   ignore: !(() => {

@@ -1,6 +1,7 @@
 // A child process of comm_test.ts: joins a world, runs one scenario, prints JSON lines.
 // Usage: comm_worker.ts <scenario> <store> <runId> <rank> <worldSize> <timeoutMs> [delayMs]
 import { Comm } from "../../lib/comm.ts";
+import { IMAGE_FLOATS, Model } from "../../lib/model.ts";
 
 const [scenario, store, runId, r, w, t, delay] = Deno.args;
 const rank = Number(r), worldSize = Number(w), timeoutMs = Number(t);
@@ -80,6 +81,46 @@ if (scenario === "all") {
   await comm.barrier();
   out.before = before;
   out.seconds = comm.seconds;
+} else if (scenario === "backward" || scenario === "backward-die") {
+  // mbf on images and embedding gradients of this rank: backward then allReduceModelGrads,
+  // against backward with the all-reduce overlapped, both in buckets of 100 000 values.
+  const bucketElems = 100_000;
+  using model = Model.create({ network: "mbf", maxBatch: 2, threads: 1 });
+  const input = new Float32Array(2 * IMAGE_FLOATS).map((_, k) => Math.sin(rank * 1e3 + k * 0.37));
+  const dEmb = new Float32Array(2 * 512).map((_, k) => Math.cos(rank * 7 + k * 0.1));
+  const names = model.tensors().filter((t) => t.trainable).map((t) => t.name);
+  const grads = () => names.map((n) => model.grad(n));
+  if (scenario === "backward-die" && rank === worldSize - 1) Deno.exit(1);
+  // Training-mode forwards use batch statistics: both give the same embeddings.
+  await model.forward(input, 2, { train: true });
+  const t0 = performance.now();
+  try {
+    if (scenario === "backward-die") await new Promise((res) => setTimeout(res, 300));
+    await model.backward(dEmb, 2, { allReduce: comm, bucketElems });
+  } catch (e) {
+    out.error = (e as Error).message;
+    out.ms = performance.now() - t0;
+    console.log(JSON.stringify(out));
+    Deno.exit(0);
+  }
+  const overlapped = grads();
+  await model.forward(input, 2, { train: true });
+  await model.backward(dEmb, 2);
+  const local = grads();
+  await comm.allReduceModelGrads(model, bucketElems);
+  const after = grads();
+  // Bit patterns, so that NaN and -0 compare too.
+  const same = (a: Float32Array[], b: Float32Array[]) =>
+    a.every((g, i) => {
+      const other = new Uint32Array(b[i].buffer);
+      return new Uint32Array(g.buffer).every((v, k) => v === other[k]);
+    });
+  out.buckets = Math.ceil(local.reduce((n, g) => n + g.length, 0) / bucketElems);
+  out.sameBits = same(overlapped, after);
+  out.changed = !same(after, local);
+  // The stem's weight, from the first (last-reduced) bucket, and the last gradient.
+  out.first = { local: [...local[0].subarray(0, 8)], mean: [...overlapped[0].subarray(0, 8)] };
+  out.last = { local: [...local.at(-1)!.subarray(0, 8)], mean: [...overlapped.at(-1)!.subarray(0, 8)] };
 } else if (scenario === "hold") {
   // Joins, then waits to be killed.
   await new Promise((res) => setTimeout(res, 60_000));

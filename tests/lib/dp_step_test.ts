@@ -20,10 +20,18 @@ interface RankOut {
 }
 
 /** Runs every rank; returns each rank's losses, all class centres in class order and each backbone. */
-async function run(worldSize: number, globalBatch: number, numClasses: number, threads = 1) {
+async function run(
+  worldSize: number,
+  globalBatch: number,
+  numClasses: number,
+  threads = 1,
+  microBatches = 1,
+) {
   const out = await Deno.makeTempDir();
   const store = await Deno.makeTempDir();
-  const args = (rank: number) => [worker, out, rank, worldSize, store, globalBatch, numClasses, 1, threads];
+  const args = (
+    rank: number,
+  ) => [worker, out, rank, worldSize, store, globalBatch, numClasses, 1, threads, microBatches];
   const outs = await Promise.all(
     Array.from({ length: worldSize }, (_, rank) =>
       new Deno.Command(Deno.execPath(), {
@@ -44,7 +52,7 @@ async function run(worldSize: number, globalBatch: number, numClasses: number, t
   await Deno.remove(out, { recursive: true });
   await Deno.remove(store, { recursive: true });
   return {
-    losses: ranks.map((r) => r.losses[0]),
+    losses: ranks.map((r) => r.losses),
     shards: ranks.map((r) => r.rows.length / 512),
     rows: ranks.flatMap((r) => r.rows),
     backbones,
@@ -80,17 +88,27 @@ function worstUpdateError(a: SafetensorsFile, b: SafetensorsFile, initial: Model
 }
 
 for (
-  const [worldSize, numClasses, shards] of [[2, 10, [5, 5]], [3, 10, [4, 3, 3]], [3, 2, [1, 1, 0]]] as const
+  const [worldSize, numClasses, shards, microBatches] of [
+    [2, 10, [5, 5], 1],
+    [3, 10, [4, 3, 3], 1],
+    [3, 2, [1, 1, 0], 1],
+    [2, 10, [5, 5], 2],
+  ] as const
 ) {
-  Deno.test(`${worldSize} processes equal 1 on the same global batch: ${numClasses} classes, shards ${shards}`, async () => {
+  const what = microBatches > 1 ? `, ${microBatches} micro-batches per step` : "";
+  Deno.test(`${worldSize} processes equal 1 on the same global batch: ${numClasses} classes, shards ${shards}${what}`, async () => {
     const globalBatch = 2 * worldSize;
-    const one = await run(1, globalBatch, numClasses);
-    const oneOn2Threads = await run(1, globalBatch, numClasses, 2);
-    const many = await run(worldSize, globalBatch, numClasses);
+    const one = await run(1, globalBatch, numClasses, 1, microBatches);
+    const oneOn2Threads = await run(1, globalBatch, numClasses, 2, microBatches);
+    const many = await run(worldSize, globalBatch, numClasses, 1, microBatches);
     assert.deepEqual(many.shards, shards);
     // The softmax sums run in another order: a few float32 ulps of a loss near 30.
-    for (const loss of many.losses) {
-      assert.ok(Math.abs(loss - one.losses[0]) < 1e-5 * one.losses[0], `loss ${loss} vs ${one.losses[0]}`);
+    for (const losses of many.losses) {
+      assert.equal(losses.length, microBatches);
+      for (const [k, loss] of losses.entries()) {
+        const ref = one.losses[0][k];
+        assert.ok(Math.abs(loss - ref) < 1e-5 * ref, `loss ${loss} vs ${ref}`);
+      }
     }
     // The worker's initial class centres: element i of the whole matrix is sin(i)·0.05. Logits
     // scaled by 64 leave the rows' update 1e-5 of float32 noise in relative terms.

@@ -1,6 +1,10 @@
 // A child process of dp_step_test.ts: one rank of a data-parallel run of a few training
-// steps (the trainer's applyStep), written to <out>/rank<r>.json and rank<r>.safetensors.
-// Usage: dp_step_worker.ts <out> <rank> <worldSize> <store> <globalBatch> <numClasses> <steps> <threads>
+// steps (the backward pass with its overlapped all-reduce, then the trainer's applyStep),
+// written to <out>/rank<r>.json and rank<r>.safetensors.
+// Usage: dp_step_worker.ts <out> <rank> <worldSize> <store> <globalBatch> <numClasses> <steps> <threads> <microBatches>
+//
+// A step of several micro-batches accumulates their gradients, as the trainer's
+// gradient_acc; the micro-batches have the same images but other labels.
 //
 // Every rank gets the same images but its own labels: per-rank batch norm (as the seed)
 // then sees the statistics one process sees on all W copies, so the result must equal the
@@ -11,12 +15,13 @@ import { Model } from "../../lib/model.ts";
 import { Optimizer, PartialFC } from "../../lib/head.ts";
 import { applyStep } from "../../lib/trainer.ts";
 
-const [out, r, w, store, g, c, s, t] = Deno.args;
+const [out, r, w, store, g, c, s, t, mb] = Deno.args;
 const rank = Number(r),
   worldSize = Number(w),
   globalBatch = Number(g),
   numClasses = Number(c),
-  steps = Number(s);
+  steps = Number(s),
+  microBatches = Number(mb);
 const local = globalBatch / worldSize;
 const images = 2; // distinct images; a rank's batch is `local` of them, in turn
 using comm = worldSize > 1
@@ -46,20 +51,23 @@ for (let i = 0; i < local; i++) {
 // labels even with 2 classes, and their gradients differ.
 const label = (pos: number) => (pos * 7 + 3 + Math.floor(pos / 2)) % numClasses;
 const labels = new BigInt64Array(local);
-for (let i = 0; i < local; i++) labels[i] = BigInt(label(rank * local + i));
 
 const losses: number[] = [];
 for (let step = 0; step < steps; step++) {
-  const emb = await model.forward(input, local, { train: true });
-  const { loss, dEmbeddings } = await pfc.forwardBackward(emb, labels);
-  await model.backward(dEmbeddings as Float32Array<ArrayBuffer>, local);
-  losses.push(loss);
-  const applied = await applyStep({ model, pfc, opt, comm: comm ?? undefined }, {
-    lr: 0.1,
-    loss,
-    microBatches: 1,
-    maxGradNorm: 5,
-  });
+  let loss = 0;
+  for (let micro = 0; micro < microBatches; micro++) {
+    for (let i = 0; i < local; i++) labels[i] = BigInt(label(micro * globalBatch + rank * local + i));
+    const emb = await model.forward(input, local, { train: true });
+    const out = await pfc.forwardBackward(emb, labels, micro > 0);
+    // The step's last backward pass averages the gradients over the ranks.
+    await model.backward(out.dEmbeddings as Float32Array<ArrayBuffer>, local, {
+      accumulate: micro > 0,
+      allReduce: micro === microBatches - 1 ? comm ?? undefined : undefined,
+    });
+    loss = out.loss;
+    losses.push(loss);
+  }
+  const applied = await applyStep({ model, pfc, opt }, { lr: 0.1, loss, microBatches, maxGradNorm: 5 });
   if (!applied) throw new Error(`step ${step} was skipped`);
 }
 await model.save(`${out}/rank${rank}.safetensors`);
