@@ -102,12 +102,12 @@ for (
     const oneOn2Threads = await run(1, globalBatch, numClasses, 2, microBatches);
     const many = await run(worldSize, globalBatch, numClasses, 1, microBatches);
     assert.deepEqual(many.shards, shards);
-    // The softmax sums run in another order: a few float32 ulps of a loss near 30.
+    // The softmax sums run in another order: a few float32 ulps of a loss near 30 (3e-7 seen).
     for (const losses of many.losses) {
       assert.equal(losses.length, microBatches);
       for (const [k, loss] of losses.entries()) {
         const ref = one.losses[0][k];
-        assert.ok(Math.abs(loss - ref) < 1e-5 * ref, `loss ${loss} vs ${ref}`);
+        assert.ok(Math.abs(loss - ref) < 1e-6 * ref, `loss ${loss} vs ${ref}`);
       }
     }
     // The worker's initial class centres: element i of the whole matrix is sin(i)·0.05. Logits
