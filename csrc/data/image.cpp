@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 
@@ -57,7 +58,8 @@ tjhandle tj_dec() {
   AFC_FAIL(AFC_ERR_FORMAT, "%s (%lld bytes): %s", what, (long long)n, text.c_str());
 }
 
-void jpeg_header(const uint8_t *b, int64_t n, int *w, int *h, int *grey) {
+// Returns the colour space (TJCS_*).
+int jpeg_header(const uint8_t *b, int64_t n, int *w, int *h) {
   int subsamp = 0, cs = 0;
   *w = *h = 0;
   if (tjDecompressHeader3(tj_dec(), b, (unsigned long)n, w, h, &subsamp, &cs) != 0)
@@ -65,7 +67,19 @@ void jpeg_header(const uint8_t *b, int64_t n, int *w, int *h, int *grey) {
   // A header cut short can "succeed" without a frame: no size means no image.
   if (!(*w > 0 && *h > 0 && *w <= 65535 && *h <= 65535))
     jpeg_fail("corrupt JPEG", n, "no frame header (truncated file?)");
-  *grey = cs == TJCS_GRAY;
+  return cs;
+}
+
+// CMYK as JPEG files store it (inverted, the Adobe convention that Photoshop and PIL follow)
+// to RGB with PIL's formula: R = (255 − C)·(255 − K) / 255, rounded as PIL rounds.
+void cmyk_to_rgb(const uint8_t *cmyk, int64_t pixels, uint8_t *rgb) {
+  for (int64_t i = 0; i < pixels; i++) {
+    const int nk = cmyk[4 * i + 3];  // 255 − K
+    for (int k = 0; k < 3; k++) {
+      const int t = (255 - cmyk[4 * i + k]) * nk + 128;
+      rgb[3 * i + k] = (uint8_t)(nk - (((t >> 8) + t) >> 8));
+    }
+  }
 }
 
 // PNM header: magic, width, height, maxval, with '#' comments; returns the data offset.
@@ -157,17 +171,21 @@ void png_decode(const uint8_t *b, int64_t n, Image &out, bool want_rgb) {
 }
 
 void jpeg_decode(const uint8_t *b, int64_t n, Image &out, bool want_rgb) {
-  int w, h, grey;
-  jpeg_header(b, n, &w, &h, &grey);
-  int c = (grey && !want_rgb) ? 1 : 3;
+  int w, h;
+  const int cs = jpeg_header(b, n, &w, &h);
+  // libjpeg converts CMYK to nothing else: it comes out as CMYK and is converted here.
+  const bool cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK;
+  const int c = (cs == TJCS_GRAY && !want_rgb) ? 1 : 3;
   out.width = w, out.height = h, out.channels = c;
   out.pixels.resize((size_t)w * h * c);
-  if (tjDecompress2(tj.dec, b, (unsigned long)n, out.pixels.data(), w, 0, h, c == 1 ? TJPF_GRAY : TJPF_RGB,
-                    TJFLAG_ACCURATEDCT) != 0 &&
+  std::vector<uint8_t> ink(cmyk ? (size_t)w * h * 4 : 0);
+  if (tjDecompress2(tj.dec, b, (unsigned long)n, cmyk ? ink.data() : out.pixels.data(), w, 0, h,
+                    cmyk ? TJPF_CMYK : c == 1 ? TJPF_GRAY : TJPF_RGB, TJFLAG_ACCURATEDCT) != 0 &&
       // Warnings are tolerated (real datasets hold many slightly odd files), a truncated
       // file is not: libjpeg reports it as the warning "Premature end of JPEG file".
       (tjGetErrorCode(tj.dec) == TJERR_FATAL || strstr(tjGetErrorStr2(tj.dec), "Premature end")))
     jpeg_fail("corrupt JPEG", n, tjGetErrorStr2(tj.dec));
+  if (cmyk) cmyk_to_rgb(ink.data(), (int64_t)w * h, out.pixels.data());
 }
 
 }  // namespace
@@ -175,9 +193,9 @@ void jpeg_decode(const uint8_t *b, int64_t n, Image &out, bool want_rgb) {
 void image_info(const uint8_t *b, int64_t n, int32_t *width, int32_t *height, int32_t *channels) {
   switch (sniff(b, n)) {
     case Kind::JPEG: {
-      int w, h, grey;
-      jpeg_header(b, n, &w, &h, &grey);
-      *width = w, *height = h, *channels = grey ? 1 : 3;
+      int w, h;
+      const int cs = jpeg_header(b, n, &w, &h);
+      *width = w, *height = h, *channels = cs == TJCS_GRAY ? 1 : 3;
       return;
     }
     case Kind::PNG: {

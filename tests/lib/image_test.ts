@@ -93,6 +93,16 @@ Deno.test("JPEG round trip: a flat colour survives quality 100 within 2 levels",
   for (let i = 0; i < small.length; i++) assert.ok(Math.abs(small[i] - rgb[i % 3]) <= 2);
 });
 
+Deno.test("a CMYK JPEG decodes to the RGB that PIL gives (tests/fixtures/data/make_cmyk.py)", () => {
+  const dir = new URL("../fixtures/data/", import.meta.url);
+  const jpeg = Deno.readFileSync(new URL("cmyk.jpg", dir));
+  assert.deepEqual(imageInfo(jpeg), { width: 40, height: 32, channels: 3 });
+  const want = Deno.readFileSync(new URL("cmyk_pil.rgb", dir));
+  const got = decodeImage(jpeg);
+  const at = got.findIndex((v, i) => v !== want[i]);
+  assert.equal(at, -1, `byte ${at}: ${got[at]}, PIL ${want[at]}`);
+});
+
 Deno.test("bilinear resize uses pixel centres (OpenCV INTER_LINEAR values)", () => {
   const src = new Uint8Array(grey([0, 255]));
   assert.deepEqual([...resizeImage(src, 2, 1, 4, 1)], grey([0, 64, 191, 255]));
