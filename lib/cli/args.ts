@@ -1,6 +1,6 @@
 /**
  * Command-line parsing shared by the commands: `node:util` parseArgs with `--help`/`-h`, the
- * usage text on errors, and the exit codes (0 after help, 2 for a usage error).
+ * synopsis on errors, and the exit codes (0 after help, 2 for a usage error).
  *
  * @module
  */
@@ -22,14 +22,22 @@ export function parseCommand<T extends ParseArgsConfig>(
   try {
     parsed = parseArgs(config);
   } catch (e) {
-    console.error(`${(e as Error).message}\n\n${usage}`);
-    return 2;
+    return usageError((e as Error).message, usage);
   }
   if ((parsed.values as { help?: boolean }).help) {
     console.log(usage);
     return 0;
   }
   return parsed;
+}
+
+/**
+ * Prints a usage error: `message`, then the command's synopsis (`usage` up to its first
+ * blank line) and where the options are described. Returns the exit code, 2.
+ */
+export function usageError(message: string, usage: string): number {
+  console.error(`${message}\n${usage.split("\n\n")[0]}\n(--help describes the options)`);
+  return 2;
 }
 
 /** The integer value of option `--name`, at least `min`; a RangeError naming the option otherwise. */

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { HELP, outputProblem, parseCommand } from "./args.ts";
+import { HELP, outputProblem, parseCommand, usageError } from "./args.ts";
 import { Model } from "../model.ts";
 import { embed } from "../embed.ts";
 import { encodeNpy } from "../npy.ts";
@@ -39,8 +39,7 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
   if (positionals.length < 2) {
-    console.error(`Expected a model and at least one image\n\n${USAGE}`);
-    return 2;
+    return usageError(`Expected a model and at least one image`, USAGE);
   }
   const [modelPath, ...files] = positionals;
   const problem = values.out

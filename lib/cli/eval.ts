@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { HELP, outputProblem, parseCommand } from "./args.ts";
+import { HELP, outputProblem, parseCommand, usageError } from "./args.ts";
 import { Model } from "../model.ts";
 import { decodeSet, readBin, type VerificationResult, verify } from "../verification.ts";
 import { linePlot } from "../plot.ts";
@@ -74,8 +74,7 @@ export async function main(args: string[]): Promise<number> {
   const { values } = parsed;
   const batch = Number(values["batch-size"]), threads = Number(values.threads);
   if (!values.model || values.bin.length === 0) {
-    console.error(`Expected --model and at least one --bin\n\n${USAGE}`);
-    return 2;
+    return usageError(`Expected --model and at least one --bin`, USAGE);
   }
   if (!Number.isInteger(batch) || batch < 1) {
     console.error(`Invalid --batch-size "${values["batch-size"]}": expected a positive integer`);

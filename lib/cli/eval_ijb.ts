@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { HELP, outputProblem, parseCommand } from "./args.ts";
+import { HELP, outputProblem, parseCommand, usageError } from "./args.ts";
 import { Model } from "../model.ts";
 import { evaluateIjb, readIjb } from "../ijb.ts";
 import { linePlot } from "../plot.ts";
@@ -37,8 +37,7 @@ export async function main(args: string[]): Promise<number> {
   const { values } = parsed;
   const batch = Number(values["batch-size"]);
   if (!values.root || !values.model) {
-    console.error(`Expected --root and --model\n\n${USAGE}`);
-    return 2;
+    return usageError(`Expected --root and --model`, USAGE);
   }
   if (values.name !== "ijbc" && values.name !== "ijbb") {
     console.error(`Invalid --name "${values.name}": expected ijbc or ijbb`);

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { HELP, intOption, outputProblem, parseCommand } from "./args.ts";
+import { HELP, intOption, outputProblem, parseCommand, usageError } from "./args.ts";
 import { checkOnnx, formatReport } from "../export/check.ts";
 import { loadWeights } from "../export/load.ts";
 import { exportOnnx } from "../export/onnx.ts";
@@ -33,10 +33,12 @@ export async function main(args: string[]): Promise<number> {
   try {
     if (values.check) {
       if (positionals.length !== 1) {
-        console.error(
-          `Cannot check: expected one ONNX file, got ${positionals.length} arguments\n\n${USAGE}`,
+        return usageError(
+          `Cannot check: expected one ONNX file, got ${positionals.length} argument${
+            positionals.length === 1 ? "" : "s"
+          }`,
+          USAGE,
         );
-        return 2;
       }
       const bytes = await Deno.readFile(positionals[0]).catch((e) => {
         throw new Error(`Cannot check "${positionals[0]}": ${(e as Error).message}`);
@@ -46,10 +48,12 @@ export async function main(args: string[]): Promise<number> {
       return report.violations.length === 0 ? 0 : 1;
     }
     if (positionals.length !== 2) {
-      console.error(
-        `Cannot export: expected <model.safetensors> <out.onnx>, got ${positionals.length} arguments\n\n${USAGE}`,
+      return usageError(
+        `Cannot export: expected <model.safetensors> <out.onnx>, got ${positionals.length} argument${
+          positionals.length === 1 ? "" : "s"
+        }`,
+        USAGE,
       );
-      return 2;
     }
     const [src, dst] = positionals;
     const problem = outputProblem(dst, { inputs: [src], extension: ".onnx" });

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { HELP, intOption, outputProblem, parseCommand } from "./args.ts";
+import { HELP, intOption, outputProblem, parseCommand, usageError } from "./args.ts";
 import { readTorchCheckpoint } from "../export/torch_import.ts";
 import { inferNetwork } from "../export/graph.ts";
 import { Model } from "../model.ts";
@@ -30,8 +30,7 @@ export async function main(args: string[]): Promise<number> {
   if (typeof parsed === "number") return parsed;
   const { values, positionals } = parsed;
   if (positionals.length !== 2) {
-    console.error(`Expected 2 arguments, got ${positionals.length}\n\n${USAGE}`);
-    return 2;
+    return usageError(`Expected 2 arguments, got ${positionals.length}`, USAGE);
   }
   const [input, output] = positionals;
   const problem = outputProblem(output, { inputs: [input], extension: ".safetensors" });

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { HELP, intOption, parseCommand } from "./args.ts";
+import { HELP, intOption, parseCommand, usageError } from "./args.ts";
 import { loadConfig } from "../config.ts";
 
 const USAGE = `Usage: arcface launch --nproc-per-node N [options] <config.yaml> [--key=value …]
@@ -71,8 +71,7 @@ export async function main(args: string[]): Promise<number> {
   if (typeof parsed === "number") return parsed;
   const { values } = parsed;
   if (rest.length === 0) {
-    console.error(`Expected a config file after the launch options\n\n${USAGE}`);
-    return 2;
+    return usageError(`Expected a config file after the launch options`, USAGE);
   }
   let nproc: number, nnodes: number, nodeRank: number, timeoutS: number;
   try {

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { HELP, outputProblem, parseCommand } from "./args.ts";
+import { HELP, outputProblem, parseCommand, usageError } from "./args.ts";
 import { listFolder, pack, type PackItem, readList } from "../pack.ts";
 
 const USAGE = `Usage: arcface pack <image folder | list file> <out>/train.rec [options]
@@ -35,8 +35,7 @@ export async function main(args: string[]): Promise<number> {
   if (typeof parsed === "number") return parsed;
   const { values, positionals } = parsed;
   if (positionals.length !== 2) {
-    console.error(`Expected 2 arguments, got ${positionals.length}\n\n${USAGE}`);
-    return 2;
+    return usageError(`Expected 2 arguments, got ${positionals.length}`, USAGE);
   }
   const [input, out] = positionals;
   const size = Number(values.size), quality = Number(values.quality);

@@ -8,6 +8,7 @@
 import { ConfigError, loadConfig } from "../config.ts";
 import { train } from "../trainer.ts";
 import { joinWorld, worldFromEnv } from "../launch.ts";
+import { usageError } from "./args.ts";
 
 const USAGE = `Usage: arcface train [config.yaml] [--key=value …]
 
@@ -41,19 +42,19 @@ export async function main(args: string[]): Promise<number> {
   const bare = args.findIndex((a) => /^--?[A-Za-z_][\w-]*$/.test(a));
   if (bare >= 0) {
     const next = args[bare + 1];
-    console.error(
+    return usageError(
       `Invalid option "${args[bare]}": overrides are written --key=value${
         next !== undefined && !next.startsWith("-") ? ` (e.g. ${args[bare]}=${next})` : ""
-      }\n\n${USAGE}`,
+      }`,
+      USAGE,
     );
-    return 2;
   }
   const positional = args.filter((a) => !a.startsWith("--"));
   if (positional.length > 1) {
-    console.error(
-      `Expected at most one config file, got ${positional.length}: ${positional.join(" ")}\n\n${USAGE}`,
+    return usageError(
+      `Expected at most one config file, got ${positional.length}: ${positional.join(" ")}`,
+      USAGE,
     );
-    return 2;
   }
   const overrides = args.filter((a) => a.startsWith("--"));
   const controller = new AbortController();

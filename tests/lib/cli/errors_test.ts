@@ -4,6 +4,7 @@ import { main as trainMain } from "../../../lib/cli/train.ts";
 import { main as exportMain } from "../../../lib/cli/export.ts";
 import { main as evalMain } from "../../../lib/cli/eval.ts";
 import { main as launchMain } from "../../../lib/cli/launch.ts";
+import { main as importMain } from "../../../lib/cli/import.ts";
 import { Model } from "../../../lib/model.ts";
 
 const root = new URL("../../..", import.meta.url).pathname;
@@ -90,6 +91,29 @@ Deno.test("export and eval check their output path first: not the input, the rig
   ]);
   assert.equal(r.code, 2);
   assert.match(r.out, /Cannot write "\/nodir\/r\.png": the folder "\/nodir" does not exist/);
+});
+
+Deno.test("a usage error prints the message and the synopsis, not every option", async () => {
+  for (
+    const [main, args, message] of [
+      [importMain, [], "Expected 2 arguments, got 0"],
+      [
+        exportMain,
+        ["m.safetensors"],
+        "Cannot export: expected <model.safetensors> <out.onnx>, got 1 arguments",
+      ],
+      [evalMain, ["--bogus"], "Unknown option '--bogus'"],
+      [launchMain, ["--nproc-per-node=2"], "Expected a config file after the launch options"],
+    ] as const
+  ) {
+    const r = await run(main, [...args]);
+    assert.equal(r.code, 2, r.out);
+    const lines = r.out.trimEnd().split("\n");
+    assert.match(lines[0], new RegExp(message.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
+    assert.match(lines[1], /^Usage: arcface /);
+    assert.equal(lines.at(-1), "(--help describes the options)");
+    assert.ok(lines.length <= 4 && !r.out.includes("Options"), r.out);
+  }
 });
 
 Deno.test("launch: torchrun's --nproc_per_node spelling is ours; a store URL of another scheme is refused", async () => {
