@@ -100,7 +100,7 @@ Deno.test("a usage error prints the message and the synopsis, not every option",
       [
         exportMain,
         ["m.safetensors"],
-        "Cannot export: expected <model.safetensors> <out.onnx>, got 1 arguments",
+        "Cannot export: expected <model.safetensors> <out.onnx>, got 1 argument",
       ],
       [evalMain, ["--bogus"], "Unknown option '--bogus'"],
       [launchMain, ["--nproc-per-node=2"], "Expected a config file after the launch options"],
