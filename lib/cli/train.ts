@@ -60,11 +60,19 @@ export async function main(args: string[]): Promise<number> {
   const controller = new AbortController();
   // The first Ctrl-C (or SIGTERM from a scheduler) stops at the next step and writes a
   // checkpoint; a second Ctrl-C quits at once.
+  let firstAt = 0;
   const onSignal = (signal: Deno.Signal) => {
     if (controller.signal.aborted) {
-      if (signal === "SIGINT") Deno.exit(130);
+      // `deno task` passes the terminal's Ctrl-C on to its child as well: one key press
+      // arrives twice within milliseconds, and must not count as the second.
+      if (signal !== "SIGINT" || performance.now() - firstAt < 1000) return;
+      // Die of the signal, as a program without a handler does: exit() would run the
+      // library's destructors under its loader threads.
+      Deno.removeSignalListener("SIGINT", onInt);
+      Deno.kill(Deno.pid, "SIGINT");
       return;
     }
+    firstAt = performance.now();
     console.error("Interrupted: stopping after the current step (Ctrl-C again to quit at once)");
     controller.abort();
   };
