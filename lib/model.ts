@@ -324,7 +324,8 @@ export class Model {
    * With `allReduce`, the parameter gradients then hold their average over its ranks, the
    * same values as `comm.allReduceModelGrads(model, bucketElems)` after the pass; the sums
    * run on a second thread while the pass goes on, each bucket of `bucketElems` values
-   * (default 4 Mi) once its layers are done.
+   * (default 4 Mi) once its layers are done. Start no other collective on the
+   * communicator before this resolves.
    */
   async backward(
     dEmbeddings: Float32Array<ArrayBuffer>,

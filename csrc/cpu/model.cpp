@@ -181,8 +181,7 @@ std::unique_ptr<Plan> make_plan(afc_model &m, int64_t n) {
   return p;
 }
 
-// Which convolutions eval can fold the next batch norm into, and the eval op list, where
-// a PReLU whose input has no other reader also runs in place (one activation slot fewer).
+// grads_end_before, for the all-reduce that overlaps the backward pass.
 void plan_grads_end(afc_model &m) {
   const std::vector<OpSpec> &ops = m.spec.ops;
   m.grads_end_before.assign(ops.size() + 1, 0);
@@ -196,6 +195,8 @@ void plan_grads_end(afc_model &m) {
   }
 }
 
+// Which convolutions eval can fold the next batch norm into, and the eval op list, where
+// a PReLU whose input has no other reader also runs in place (one activation slot fewer).
 void plan_eval_ops(afc_model &m) {
   const Backbone &b = m.spec;
   std::vector<int> readers(b.acts.size(), 0);

@@ -590,7 +590,8 @@ AFC_API afc_status afc_model_all_reduce_grads(afc_model_t *model, afc_comm_t *co
 /* afc_model_backward followed by afc_model_all_reduce_grads, with the same result to the
  * bit, but overlapped: a second thread sums each bucket as soon as the backward pass has
  * finished every gradient in it (the last layers' buckets first), while the pass goes on.
- * Call it for the last micro-batch of a data-parallel step. */
+ * Call it for the last micro-batch of a data-parallel step. No other collective may run on
+ * `comm` until it returns. */
 AFC_API afc_status afc_model_backward_all_reduce(afc_model_t *model, const float *d_embeddings, int64_t n,
                                                  float *d_input, int32_t accumulate, afc_comm_t *comm,
                                                  int64_t bucket_elems, float scale);
