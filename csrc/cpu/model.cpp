@@ -817,6 +817,12 @@ AFC_API afc_status afc_model_backward_all_reduce(afc_model_t *m, const float *de
     AFC_CHECK(comm && comm->untimed, AFC_ERR_INVALID_ARGUMENT, "comm is NULL");
     AFC_CHECK(bucket_elems >= 0, AFC_ERR_INVALID_ARGUMENT, "bucket_elems %lld is negative",
               (long long)bucket_elems);
+    AFC_CHECK(!comm->reducing.exchange(true), AFC_ERR_STATE,
+              "a gradient all-reduce is already running on this communicator with another backward pass");
+    struct Done {
+      std::atomic<bool> &flag;
+      ~Done() { flag = false; }
+    } done{comm->reducing};
     backward(m, demb, n, d_input, accumulate, comm, bucket_elems, scale);
   });
   return m ? m->error.keep(status) : status;

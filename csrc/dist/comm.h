@@ -44,8 +44,10 @@ std::unique_ptr<Comm> make_gloo_comm(const char *store, const char *run_id, int 
 // The world of one process: every collective is a copy (or nothing).
 std::unique_ptr<Comm> make_local_comm();
 
-// `inner`, with the wall time of every collective added to *nanoseconds.
-std::unique_ptr<Comm> make_timed_comm(std::unique_ptr<Comm> inner, std::atomic<int64_t> *nanoseconds);
+// `inner`, with the wall time of every collective added to *nanoseconds; while *reducing is
+// set, every collective fails with AFC_ERR_STATE.
+std::unique_ptr<Comm> make_timed_comm(std::unique_ptr<Comm> inner, std::atomic<int64_t> *nanoseconds,
+                                      const std::atomic<bool> *reducing);
 
 }  // namespace afc
 
@@ -57,6 +59,7 @@ struct afc_comm {
   std::string last_error;
   std::atomic<int64_t> nanoseconds{0};  // callers' time in collectives (impl is timed)
   // impl without the timing: the gradient all-reduce overlapped with the backward pass runs
-  // on it and counts only the time the pass waits for it.
+  // on it and counts only the time the pass waits for it. `reducing` is set meanwhile.
   afc::Comm *untimed = nullptr;
+  std::atomic<bool> reducing{false};
 };

@@ -67,7 +67,7 @@ AFC_API afc_status afc_comm_create(const char *store, const char *run_id, int32_
       comm->impl = afc::make_gloo_comm(store, run_id, rank, world_size, timeout_ms, address);
     }
     comm->untimed = comm->impl.get();
-    comm->impl = afc::make_timed_comm(std::move(comm->impl), &comm->nanoseconds);
+    comm->impl = afc::make_timed_comm(std::move(comm->impl), &comm->nanoseconds, &comm->reducing);
     *out = comm.release();
   });
 }

@@ -1,5 +1,6 @@
 // Partial FC across ranks through the afc::Comm interface only: W threads joined by an
 // in-process communicator must give the single-process loss, gradients and class rows.
+// Also: a communicator busy with a backward pass's gradient all-reduce refuses other work.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -7,6 +8,7 @@
 #include <cstring>
 #include <mutex>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -166,5 +168,36 @@ TEST(PartialFCDistributed, TenClassesOnThreeRanksMatchOneRank) { compare(3, 10, 
 TEST(PartialFCDistributed, RankWithNoClassesStillWorks) { compare(3, 2, {1, 1, 0}); }
 
 TEST(PartialFCDistributed, TwoRanksMatchOneRank) { compare(2, 7, {4, 3}); }
+
+// While a backward pass sums its gradients on a communicator, any other collective on it
+// (or a second such pass) is refused: Gloo would interleave the two transfers.
+TEST(GradAllReduce, OtherCollectivesWaitForTheOverlappedOne) {
+  afc_context_t *ctx = nullptr;
+  afc_comm_t *comm = nullptr;
+  afc_model_t *a = nullptr, *b = nullptr;
+  ASSERT_EQ(afc_context_create(AFC_BACKEND_CPU, 1, &ctx), AFC_OK);
+  ASSERT_EQ(afc_comm_create(nullptr, nullptr, 0, 1, 1000, nullptr, &comm), AFC_OK);
+  ASSERT_EQ(afc_model_create(ctx, "r18", 512, 0.0f, 2, 0, &a), AFC_OK);
+  ASSERT_EQ(afc_model_create(ctx, "mbf", 512, 0.0f, 2, 0, &b), AFC_OK);
+  std::vector<float> input(2 * 3 * 112 * 112, 0.5f), emb(2 * 512), demb(2 * 512, 1e-3f);
+  for (size_t i = 0; i < input.size(); i++) input[i] = std::sin(0.37f * i);
+  ASSERT_EQ(afc_model_forward(a, input.data(), 2, 1, emb.data()), AFC_OK);
+  ASSERT_EQ(afc_model_forward(b, input.data(), 2, 1, emb.data()), AFC_OK);
+  afc_status status = AFC_ERR_INTERNAL;
+  std::thread pass([&] { status = afc_model_backward_all_reduce(a, demb.data(), 2, nullptr, 0, comm, 0, 1.0f); });
+  while (!comm->reducing) std::this_thread::yield();  // r18's backward takes far longer than this
+  float x = 1;
+  EXPECT_EQ(afc_comm_all_reduce(comm, AFC_DTYPE_F32, &x, 1, AFC_REDUCE_SUM), AFC_ERR_STATE);
+  EXPECT_NE(std::string(afc_last_error()).find("wait for the backward pass to finish first"), std::string::npos)
+      << afc_last_error();
+  EXPECT_EQ(afc_model_backward_all_reduce(b, demb.data(), 2, nullptr, 0, comm, 0, 1.0f), AFC_ERR_STATE);
+  pass.join();
+  EXPECT_EQ(status, AFC_OK);
+  EXPECT_EQ(afc_comm_all_reduce(comm, AFC_DTYPE_F32, &x, 1, AFC_REDUCE_SUM), AFC_OK);
+  afc_model_destroy(a);
+  afc_model_destroy(b);
+  afc_comm_destroy(comm);
+  afc_context_destroy(ctx);
+}
 
 }  // namespace
