@@ -466,7 +466,7 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
   const samplesPerSecond = runSamples / trainSeconds;
   const commSeconds = worldSize > 1 ? world.comm!.seconds - commStart : 0;
   log.info(
-    `Finished: ${globalStep} steps, ${epoch} epochs, ${
+    `Finished: ${globalStep} step${globalStep === 1 ? "" : "s"}, ${epoch} epoch${epoch === 1 ? "" : "s"}, ${
       samplesPerSecond.toFixed(1)
     } samples/sec; model in "${modelPath}"`,
   );
