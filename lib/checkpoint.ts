@@ -121,6 +121,14 @@ export async function saveCheckpoint(
   };
   const path = checkpointPath(dir, rank);
   await writeSafetensors(path, tensors, { arcface_checkpoint: JSON.stringify(meta) });
+  // A run resumed on fewer ranks leaves the old run's higher ranks behind: their shards
+  // would make the folder two runs. Rank 0 removes them once its own shard is written.
+  if (rank === 0) {
+    for (const e of Deno.readDirSync(dir)) {
+      const m = FILE.exec(e.name);
+      if (m && Number(m[1]) >= worldSize) await Deno.remove(`${dir}/${e.name}`);
+    }
+  }
   return path;
 }
 
@@ -168,7 +176,7 @@ export async function loadCheckpoint(
   optimizer: "sgd" | "adamw",
   model: Model,
   pfc: PartialFC,
-): Promise<TrainState> {
+): Promise<TrainState & { worldSize: number }> {
   let names: string[] = [];
   try {
     names = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => FILE.test(n));
@@ -252,5 +260,59 @@ export async function loadCheckpoint(
     rng: same ? BigInt(same.meta.pfc_rng) : pfc.counters.rng,
     optimSteps: own.meta.pfc_optim_steps,
   };
-  return own.meta.state;
+  return { ...own.meta.state, worldSize: first.world_size };
+}
+
+/** How a run splits its global batch: ranks × per-rank batch × micro-batches per step. */
+export interface Split {
+  worldSize: number;
+  batchSize: number;
+  gradientAcc: number;
+}
+
+/**
+ * The state to continue a checkpoint written under split `saved` in a run under `now`, with
+ * `stepsPerEpoch` steps per epoch. The sampler deals every epoch's permutation out in
+ * order, whatever the split, so the first k images of an epoch are the same on any number
+ * of ranks: the run continues after the same images, at the step (and learning rate) the
+ * new split reaches there. A stop that is not a whole number of the new steps is refused.
+ */
+export function resumeState(
+  state: TrainState,
+  saved: Split,
+  now: Split & { stepsPerEpoch: number },
+  dir: string,
+): TrainState {
+  if (
+    saved.worldSize === now.worldSize && saved.batchSize === now.batchSize &&
+    saved.gradientAcc === now.gradientAcc
+  ) {
+    return state;
+  }
+  const images = state.microBatch * saved.batchSize * saved.worldSize;
+  const stepImages = now.worldSize * now.batchSize * now.gradientAcc;
+  if (images % stepImages !== 0) {
+    throw new AfcError(
+      `Cannot resume in "${dir}": it stopped ${images} images into epoch ${state.epoch} (${saved.worldSize} ranks × batch_size ${saved.batchSize}), which is not a whole number of this run's steps of ${stepImages} images (${now.worldSize} ranks × batch_size ${now.batchSize} × gradient_acc ${now.gradientAcc}); finish that epoch with the old split, or choose a split whose step divides ${images}`,
+      Status.INVALID_ARGUMENT,
+    );
+  }
+  const microBatch = images / (now.worldSize * now.batchSize);
+  const globalStep = state.epoch * now.stepsPerEpoch + microBatch / now.gradientAcc;
+  return {
+    ...state,
+    microBatch,
+    globalStep,
+    schedulerLastEpoch: state.schedulerLastEpoch + globalStep - state.globalStep,
+  };
+}
+
+/** The split recorded in a checkpoint's config; `fallback` for what it does not record. */
+export function savedSplit(state: TrainState & { worldSize: number }, fallback: Split): Split {
+  const c = (state.config ?? {}) as { batch_size?: unknown; gradient_acc?: unknown };
+  return {
+    worldSize: state.worldSize,
+    batchSize: typeof c.batch_size === "number" ? c.batch_size : fallback.batchSize,
+    gradientAcc: typeof c.gradient_acc === "number" ? c.gradient_acc : fallback.gradientAcc,
+  };
 }

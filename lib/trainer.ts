@@ -27,7 +27,7 @@ import { clipCoefficient, marginName, Optimizer, PartialFC } from "./head.ts";
 import { Model } from "./model.ts";
 import { PolyScheduler } from "./schedule.ts";
 import { TrainLog } from "./logging.ts";
-import { loadCheckpoint, saveCheckpoint, type TrainState } from "./checkpoint.ts";
+import { loadCheckpoint, resumeState, saveCheckpoint, savedSplit, type TrainState } from "./checkpoint.ts";
 import { type DecodedSet, decodeSet, embedSet, evaluateEmbeddings, readBin } from "./verification.ts";
 import { EventWriter } from "./tensorboard.ts";
 import type { Comm } from "./comm.ts";
@@ -241,7 +241,9 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
 
   let state: TrainState = { epoch: 0, microBatch: 0, globalStep: 0, schedulerLastEpoch: -1, lossScale: 1 };
   if (config.resume) {
-    state = await loadCheckpoint(out, rank, config.optimizer, model, pfc);
+    const loaded = await loadCheckpoint(out, rank, config.optimizer, model, pfc);
+    const now = { worldSize, batchSize: config.batch_size, gradientAcc: config.gradient_acc };
+    state = resumeState(loaded, savedSplit(loaded, now), { ...now, stepsPerEpoch: d.stepsPerEpoch }, out);
     if (state.globalStep >= d.totalSteps) {
       throw new AfcError(
         `Cannot resume in "${out}": its checkpoint is at step ${state.globalStep} (epoch ${state.epoch}), and this run ends at step ${d.totalSteps} (num_epoch ${config.num_epoch}): raise num_epoch to train further`,
@@ -400,7 +402,7 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
         globalStep++;
         windowSteps++;
         lastLoss = windowLoss / windowCount;
-        const done = Math.round((30 * globalStep) / d.totalSteps);
+        const done = Math.min(30, Math.round((30 * globalStep) / d.totalSteps));
         log.progress(
           `[${"#".repeat(done)}${
             "-".repeat(30 - done)

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { worldFromEnv } from "../../lib/launch.ts";
 import { readSafetensors, toFloat32 } from "../../lib/safetensors.ts";
-import { loadCheckpoint } from "../../lib/checkpoint.ts";
+import { loadCheckpoint, saveCheckpoint } from "../../lib/checkpoint.ts";
 import { Model } from "../../lib/model.ts";
 import { PartialFC } from "../../lib/head.ts";
 import { orlEpochArgs } from "./orl_epoch.ts";
@@ -149,11 +149,21 @@ Deno.test("resume on another world size: 2 ranks' shards load on 1 rank, class c
   assert.deepEqual(pfc.readState(0), Float32Array.from([...momentum[0], ...momentum[1]]));
 
   // A shard gone: refused with both counts, never re-initialised.
-  await Deno.remove(`${out}/checkpoint_rank1.safetensors`);
+  const partial = await Deno.makeTempDir();
+  await Deno.copyFile(`${out}/checkpoint_rank0.safetensors`, `${partial}/checkpoint_rank0.safetensors`);
   await assert.rejects(
-    () => loadCheckpoint(out, 0, "sgd", model, pfc),
+    () => loadCheckpoint(partial, 0, "sgd", model, pfc),
     /1 Partial FC shards \(of 2 ranks\) hold 15 contiguous classes from 0 up to 15, but num_classes is 30/,
   );
+
+  // Saving on 1 rank removes rank 1's shard of the old run, which would make the folder two runs.
+  await saveCheckpoint(out, 0, 1, "sgd", model, pfc, state);
+  assert.deepEqual([...Deno.readDirSync(out)].map((e) => e.name).filter((n) => n.startsWith("checkpoint")), [
+    "checkpoint_rank0.safetensors",
+  ]);
+  assert.equal((await loadCheckpoint(out, 0, "sgd", model, pfc)).worldSize, 1);
+  await Deno.remove(partial, { recursive: true });
+  await Deno.remove(out, { recursive: true });
 });
 
 Deno.test("a rank killed mid-training: the other exits non-zero naming the lost rank, within the timeout", async () => {
