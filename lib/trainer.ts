@@ -92,6 +92,8 @@ export interface TrainResult {
   outputDir: string;
   /** The backbone file written at the end (rank 0). */
   modelPath: string;
+  /** Whether the run stopped early on request (a signal on any rank), after a checkpoint. */
+  stopped: boolean;
 }
 
 /** Consecutive non-finite steps after which the run stops. */
@@ -489,6 +491,7 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
     verification: figures,
     outputDir: out,
     modelPath,
+    stopped,
   };
 }
 

@@ -153,31 +153,37 @@ export async function main(args: string[]): Promise<number> {
       } catch { /* already gone */ }
     }
   };
-  // Ctrl-C reaches the ranks from the terminal too; SIGTERM asks the same graceful stop of
-  // ranks it did not reach, and ranks count only a second SIGINT as "quit at once".
+  // Ctrl-C reaches the ranks from the terminal too; SIGTERM (from a scheduler, or passed on
+  // here) asks the same graceful stop of ranks it did not reach, and ranks count only a
+  // second SIGINT as "quit at once".
   let interrupted = false;
-  const onInt = () => {
+  const onSignal = () => {
     interrupted = true;
     stopAll("SIGTERM");
   };
-  Deno.addSignalListener("SIGINT", onInt);
+  for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, onSignal);
+  const STOPPED = 130; // a rank that stopped on request and wrote its checkpoint
   let failed: { rank: number; code: number } | undefined;
+  const codes: number[] = [];
   try {
     await Promise.all(children.map(async (c, local) => {
       const { code } = await c.status;
-      if (code !== 0 && !failed && !interrupted) {
+      codes.push(code);
+      // A stop on request is agreed by all ranks at the same step: the others follow.
+      if (code !== 0 && code !== STOPPED && !failed && !interrupted) {
         failed = { rank: nodeRank * nproc + local, code };
         console.error(`Rank ${failed.rank} failed (exit code ${code}): stopping the other ranks`);
         stopAll("SIGKILL"); // they may wait in a collective for the failed rank
       }
     }));
   } finally {
-    Deno.removeSignalListener("SIGINT", onInt);
+    for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.removeSignalListener(signal, onSignal);
     if (tempStore) await Deno.remove(tempStore, { recursive: true }).catch(() => {});
   }
-  if (interrupted) {
+  if (failed) return failed.code;
+  if (codes.every((c) => c === STOPPED)) {
     console.error("Stopped: every rank wrote its checkpoint; --resume=true continues the run");
-    return 130;
+    return STOPPED;
   }
-  return failed?.code ?? 0;
+  return codes.find((c) => c !== 0) ?? 0;
 }

@@ -85,8 +85,9 @@ export async function main(args: string[]): Promise<number> {
     Deno.addSignalListener("SIGINT", onInt);
     Deno.addSignalListener("SIGTERM", onTerm);
     using joined = await joinWorld(world);
-    await train(config, { world: joined.world, signal: controller.signal });
-    return controller.signal.aborted ? 130 : 0;
+    // 130 also where another rank asked for the stop: the run did not finish.
+    const result = await train(config, { world: joined.world, signal: controller.signal });
+    return result.stopped ? 130 : 0;
   } catch (e) {
     // Every failure is one message: the library's errors name the value and the fix, and the
     // file-system errors of Deno name the path.

@@ -1,14 +1,15 @@
 // Ctrl-C as a terminal sends it: SIGINT to the whole foreground process group, which under
 // `deno task` holds the task runner and the command (and the launcher's ranks). The runner
-// passes the signal on too, so the command sees one key press twice.
+// passes the signal on too, so the command sees one key press twice. And the stops that
+// reach one process only: a scheduler's SIGTERM to the launcher, a Ctrl-C to one rank.
 import assert from "node:assert/strict";
 
 const root = new URL("../../..", import.meta.url).pathname;
 
 /** `deno task <args>` in a process group of its own, its output collected as it comes. */
-function task(args: string[]) {
+function task(args: string[], command = "task") {
   const child = new Deno.Command("setsid", {
-    args: [Deno.execPath(), "task", ...args],
+    args: [Deno.execPath(), ...(command === "task" ? ["task"] : ["run", "-A", "cli.ts"]), ...args],
     cwd: root,
     stdout: "piped",
     stderr: "piped",
@@ -29,6 +30,7 @@ function task(args: string[]) {
       assert.match(text, re);
     },
     ctrlC: () => Deno.kill(-child.pid, "SIGINT"), // the group: setsid made the child its leader
+    pid: child.pid,
   };
 }
 
@@ -87,6 +89,53 @@ Deno.test("Ctrl-C under deno task launch: both ranks stop at the same step and w
   t.ctrlC();
   const status = await t.done;
   assert.equal(status.code, 130, t.text());
+  assert.match(t.text(), /Stopped: every rank wrote its checkpoint/);
+  for (const rank of [0, 1]) assert.ok(Deno.statSync(`${out}/o/checkpoint_rank${rank}.safetensors`).size > 0);
+  await Deno.remove(out, { recursive: true });
+});
+
+/** The processes whose command line contains `text`. */
+async function pids(text: string): Promise<number[]> {
+  const o = await new Deno.Command("pgrep", { args: ["-f", text], stdout: "piped" }).output();
+  return new TextDecoder().decode(o.stdout).trim().split("\n").filter(Boolean).map(Number);
+}
+
+Deno.test("SIGTERM to the launcher alone (a scheduler's stop): the ranks stop with checkpoints, none is left", async () => {
+  const out = await Deno.makeTempDir();
+  const t = task([
+    "launch",
+    "--nproc-per-node=2",
+    "configs/orl_mbf.yaml",
+    ...run,
+    "--threads=1",
+    `--output=${out}/o`,
+  ], "run");
+  await t.until(/Global Step: 2 /);
+  Deno.kill(t.pid, "SIGTERM");
+  const status = await t.done;
+  assert.equal(status.code, 130, t.text());
+  for (const rank of [0, 1]) assert.ok(Deno.statSync(`${out}/o/checkpoint_rank${rank}.safetensors`).size > 0);
+  assert.deepEqual(await pids(`${out}/o`), []);
+  await Deno.remove(out, { recursive: true });
+});
+
+Deno.test("Ctrl-C to one rank only: the other stops at the same step, the launcher reports a stop, not a failure", async () => {
+  const out = await Deno.makeTempDir();
+  const t = task([
+    "launch",
+    "--nproc-per-node=2",
+    "configs/orl_mbf.yaml",
+    ...run,
+    "--threads=1",
+    `--output=${out}/o`,
+  ], "run");
+  await t.until(/Global Step: 2 /);
+  const ranks = await pids(`cli.ts train .*${out}/o`);
+  assert.equal(ranks.length, 2, t.text());
+  Deno.kill(ranks[1], "SIGINT");
+  const status = await t.done;
+  assert.equal(status.code, 130, t.text());
+  assert.doesNotMatch(t.text(), /failed/);
   assert.match(t.text(), /Stopped: every rank wrote its checkpoint/);
   for (const rank of [0, 1]) assert.ok(Deno.statSync(`${out}/o/checkpoint_rank${rank}.safetensors`).size > 0);
   await Deno.remove(out, { recursive: true });
