@@ -167,6 +167,7 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
     throw new AfcError(`Cannot train on ${worldSize} ranks: no communicator given`, Status.INVALID_ARGUMENT);
   }
   checkRunnable(config);
+  if (worldSize > 1) await checkSameConfig(config, world.comm!, rank);
   const out = config.derived.outputDir;
   try {
     await Deno.mkdir(out, { recursive: true });
@@ -493,6 +494,42 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
     modelPath,
     stopped,
   };
+}
+
+/** Keys that may differ between machines: paths and thread counts. */
+const PER_MACHINE_KEYS = new Set(["rec", "output", "threads", "derived", "source"]);
+
+/**
+ * Refuses ranks started with different configs, before their collectives disagree on sizes
+ * (which Gloo cannot report, it aborts): every rank compares a digest of each key's value.
+ */
+async function checkSameConfig(config: Config, comm: Comm, rank: number): Promise<void> {
+  const values = config as unknown as Record<string, unknown>;
+  const keys = Object.keys(values).filter((k) => !PER_MACHINE_KEYS.has(k)).sort();
+  const digests = new BigInt64Array(keys.length + 1);
+  const digest = async (text: string) =>
+    new DataView(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text))).getBigInt64(0);
+  digests[0] = await digest(keys.join(",")); // the key set itself
+  for (const [i, k] of keys.entries()) {
+    digests[i + 1] = await digest(JSON.stringify(values[k]));
+  }
+  const all = await comm.allGather(digests);
+  const n = digests.length;
+  const differ = new Set<string>();
+  for (let r = 0; r < comm.size; r++) {
+    if (all[r * n] !== digests[0]) differ.add("(the set of keys)");
+    else keys.forEach((k, i) => all[r * n + i + 1] !== digests[i + 1] && differ.add(k));
+  }
+  if (differ.size > 0) {
+    const mine = [...differ].filter((k) => keys.includes(k))
+      .map((k) => `${k} ${JSON.stringify(values[k])}`);
+    throw new AfcError(
+      `Cannot train: the ranks were started with different configs, differing in ${[...differ].join(", ")}${
+        mine.length ? ` (rank ${rank} has ${mine.join(", ")})` : ""
+      }; start every rank with the same config and overrides`,
+      Status.INVALID_ARGUMENT,
+    );
+  }
 }
 
 /** Refuses, before anything is written, a config that cannot run here. */

@@ -241,3 +241,39 @@ Deno.test("save with 4 ranks (8, 8, 7, 7 classes), resume on 3 (10, 10, 10): eve
     assert.deepEqual(got.momentum, momentum.slice(10 * k * 512, (10 * k + 10) * 512));
   }
 });
+
+Deno.test("ranks started with different configs are refused by name, before their collectives disagree", async () => {
+  const store = await Deno.makeTempDir(), out = await Deno.makeTempDir();
+  const rank = (r: number, extra: string[]) =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${root}cli.ts`, "train", "configs/orl_mbf.yaml", "--val_targets=[]", ...extra],
+      cwd: root,
+      env: {
+        RANK: String(r),
+        WORLD_SIZE: "2",
+        LOCAL_RANK: String(r),
+        LOCAL_WORLD_SIZE: "2",
+        ARCFACE_RDZV: store,
+        ARCFACE_RUN_ID: "config-test",
+        ARCFACE_TIMEOUT_MS: "20000",
+      },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  // Rank 1 trains another network, with its own output folder and thread count (allowed).
+  const [o0, o1] = await Promise.all([
+    rank(0, [`--output=${out}/a`]),
+    rank(1, [`--output=${out}/b`, "--network=r18", "--threads=1"]),
+  ]);
+  const text = (o: Deno.CommandOutput) =>
+    new TextDecoder().decode(o.stdout) + new TextDecoder().decode(o.stderr);
+  assert.equal(o0.code, 1, text(o0));
+  assert.equal(o1.code, 1, text(o1));
+  assert.match(
+    text(o0),
+    /the ranks were started with different configs, differing in network \(rank 0 has network "mbf"\)/,
+  );
+  assert.match(text(o1), /differing in network \(rank 1 has network "r18"\)/);
+  await Deno.remove(store, { recursive: true });
+  await Deno.remove(out, { recursive: true });
+});
