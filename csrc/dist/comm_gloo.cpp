@@ -102,6 +102,17 @@ struct Store {
   }
 };
 
+// Gloo's Redis store waits on its server without a limit: a server that accepts and never
+// answers would hang the rendezvous. Here every reply must come within `timeout`.
+class BoundedRedisStore final : public gloo::rendezvous::RedisStore {
+ public:
+  BoundedRedisStore(const std::string &host, int port, std::chrono::milliseconds timeout)
+      : RedisStore(host, port) {
+    const timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
+    redisSetTimeout(redis_, tv);
+  }
+};
+
 Store open_store(const std::string &url, const std::string &run_id, Clock::time_point deadline,
                  int64_t timeout_ms) {
   Store s;
@@ -126,7 +137,7 @@ Store open_store(const std::string &url, const std::string &run_id, Clock::time_
     std::string last;
     for (int delay_ms = 10;; delay_ms = std::min(delay_ms * 2, 500)) {
       try {
-        s.base = std::make_unique<gloo::rendezvous::RedisStore>(host, port);
+        s.base = std::make_unique<BoundedRedisStore>(host, port, std::chrono::milliseconds(timeout_ms));
         break;
       } catch (const std::exception &e) {
         last = e.what();
@@ -207,7 +218,13 @@ class GlooComm final : public Comm {
     std::string me = host_name() + " " + std::to_string(static_cast<long>(getpid()));
     try {
       store_.get().set(arrive_key(rank_), std::vector<char>(me.begin(), me.end()));
-    } catch (const std::exception &) {
+    } catch (const std::exception &e) {
+      // A store that holds the key refused it; any other failure is the store's own.
+      if (!store_.has(arrive_key(rank_)))
+        AFC_FAIL(AFC_ERR_TIMEOUT,
+                 "Cannot join run \"%s\" as rank %d: store \"%s\" failed or did not answer within %lld ms (is a "
+                 "Redis server listening there?): %s",
+                 run_id_.c_str(), rank_, store_.url.c_str(), (long long)timeout_ms_, e.what());
       AFC_FAIL(AFC_ERR_STATE,
                "Cannot join run \"%s\" as rank %d: store \"%s\" already holds that rank (an earlier run with "
                "this run id, or two processes given rank %d): use a new run id, or clear the store",

@@ -165,10 +165,13 @@ export async function main(args: string[]): Promise<number> {
   const STOPPED = 130; // a rank that stopped on request and wrote its checkpoint
   let failed: { rank: number; code: number } | undefined;
   const codes: number[] = [];
+  let killed = false;
   try {
     await Promise.all(children.map(async (c, local) => {
-      const { code } = await c.status;
+      const { code, signal } = await c.status;
       codes.push(code);
+      // Killed by a signal (before it could handle one, as while the ranks meet): it saved nothing.
+      if (signal) killed = true;
       // A stop on request is agreed by all ranks at the same step: the others follow.
       if (code !== 0 && code !== STOPPED && !failed && !interrupted) {
         failed = { rank: nodeRank * nproc + local, code };
@@ -181,7 +184,7 @@ export async function main(args: string[]): Promise<number> {
     if (tempStore) await Deno.remove(tempStore, { recursive: true }).catch(() => {});
   }
   if (failed) return failed.code;
-  if (codes.every((c) => c === STOPPED)) {
+  if (!killed && codes.every((c) => c === STOPPED)) {
     console.error("Stopped: every rank wrote its checkpoint; --resume=true continues the run");
     return STOPPED;
   }

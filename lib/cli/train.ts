@@ -82,9 +82,11 @@ export async function main(args: string[]): Promise<number> {
     const config = loadConfig(positional[0] ?? defaultConfigPath(), overrides, {
       worldSize: world.worldSize,
     });
+    // Only once the ranks have met: until then a signal ends the process at once (the
+    // rendezvous blocks, and there is nothing to save yet).
+    using joined = await joinWorld(world);
     Deno.addSignalListener("SIGINT", onInt);
     Deno.addSignalListener("SIGTERM", onTerm);
-    using joined = await joinWorld(world);
     // 130 also where another rank asked for the stop: the run did not finish.
     const result = await train(config, { world: joined.world, signal: controller.signal });
     return result.stopped ? 130 : 0;

@@ -164,6 +164,25 @@ Deno.test("a peer that dies before an overlapped backward all-reduce gives an er
   assert.ok(r.ms < 8000, `noticed after ${r.ms} ms`);
 });
 
+Deno.test("a store that accepts connections but never answers fails within the timeout, not a hang", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 }); // never reads, never replies
+  const store = `redis://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`;
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const c of listener) held.push(c);
+  })();
+  const outs = await world("sum", store, "silent-1", 2, 3000);
+  listener.close();
+  for (const c of held) c.close();
+  await accepting.catch(() => {});
+  for (const o of outs) {
+    assert.equal(o.code, 3, JSON.stringify(o.lines));
+    const e = last(o) as { error: string; ms: number };
+    assert.ok(e.ms < 8000, `failed after ${e.ms} ms`);
+    assert.match(e.error, /store "redis:\/\/127\.0\.0\.1:\d+" failed or did not answer within 3000 ms/);
+  }
+});
+
 Deno.test({
   name: "Redis store: 2 ranks meet through redis://127.0.0.1:<port> and all-reduce",
   ignore: !(() => {

@@ -140,3 +140,26 @@ Deno.test("Ctrl-C to one rank only: the other stops at the same step, the launch
   for (const rank of [0, 1]) assert.ok(Deno.statSync(`${out}/o/checkpoint_rank${rank}.safetensors`).size > 0);
   await Deno.remove(out, { recursive: true });
 });
+
+Deno.test("Ctrl-C while the ranks wait for a missing machine ends them at once, claiming no checkpoint", async () => {
+  const store = await Deno.makeTempDir();
+  const t = task([
+    "launch",
+    "--nnodes=2",
+    "--node-rank=0",
+    "--nproc-per-node=1",
+    `--rdzv=${store}`,
+    "--run-id=waiting",
+    "configs/orl_mbf.yaml",
+    ...run,
+    `--output=${store}/o`,
+  ], "run");
+  await new Promise((r) => setTimeout(r, 3000)); // rank 0 is in the rendezvous, rank 1 never comes
+  const start = performance.now();
+  t.ctrlC();
+  const status = await t.done;
+  assert.ok(performance.now() - start < 3000, `ended after ${performance.now() - start} ms`);
+  assert.notEqual(status.code, 0);
+  assert.doesNotMatch(t.text(), /wrote its checkpoint/);
+  await Deno.remove(store, { recursive: true });
+});
