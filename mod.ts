@@ -32,3 +32,7 @@ export { Dataset, openDataset } from "./lib/data.ts";
 export { polyLr, PolyScheduler } from "./lib/schedule.ts";
 export { clipCoefficient, Margin, marginName, Optimizer, PartialFC, sumSquares } from "./lib/head.ts";
 export type { HeadStep, MarginOptions, OptimizerOptions, PartialFCOptions } from "./lib/head.ts";
+export { Comm } from "./lib/comm.ts";
+export type { CommBuffer, CommOptions, ReduceOp } from "./lib/comm.ts";
+export { joinWorld, worldFromEnv } from "./lib/launch.ts";
+export type { WorldSpec } from "./lib/launch.ts";

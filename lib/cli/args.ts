@@ -40,11 +40,17 @@ export function usageError(message: string, usage: string): number {
   return 2;
 }
 
-/** The integer value of option `--name`, at least `min`; a RangeError naming the option otherwise. */
-export function intOption(v: string | undefined, name: string, min = 1): number {
+/** The integer value of option `--name`, written in decimal digits, within `min`..`max`; a RangeError naming the option otherwise. */
+export function intOption(
+  v: string | undefined,
+  name: string,
+  min = 1,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   const n = Number(v);
-  if (v === undefined || v.trim() === "" || !Number.isInteger(n) || n < min) {
-    throw new RangeError(`Invalid --${name} "${v}": expected an integer >= ${min}`);
+  if (v === undefined || !/^\d+$/.test(v.trim()) || n < min || n > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in ${min}..${max}`;
+    throw new RangeError(`Invalid --${name} "${v}": expected an integer ${range}`);
   }
   return n;
 }

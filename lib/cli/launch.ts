@@ -70,15 +70,19 @@ export async function main(args: string[]): Promise<number> {
   const parsed = parseCommand({ args: own, options: LAUNCH_OPTIONS }, USAGE);
   if (typeof parsed === "number") return parsed;
   const { values } = parsed;
-  if (rest.length === 0) {
+  if (rest.length === 0 || rest[0].startsWith("--")) {
     return usageError(`Expected a config file after the launch options`, USAGE);
+  }
+  const late = rest.find((a) => OPTIONS.has(/^--([\w-]+)/.exec(a)?.[1].replaceAll("_", "-") ?? ""));
+  if (late) {
+    return usageError(`Launch option "${late}" comes after the config: give launch options before it`, USAGE);
   }
   let nproc: number, nnodes: number, nodeRank: number, timeoutS: number;
   try {
     nproc = intOption(values["nproc-per-node"], "nproc-per-node");
     nnodes = intOption(values.nnodes, "nnodes");
     nodeRank = intOption(values["node-rank"], "node-rank", 0);
-    timeoutS = intOption(values["timeout-s"], "timeout-s");
+    timeoutS = intOption(values["timeout-s"], "timeout-s", 1, 7 * 86400);
     if (nodeRank >= nnodes) {
       throw new RangeError(`Invalid --node-rank ${nodeRank}: expected 0..${nnodes - 1}`);
     }
@@ -105,6 +109,14 @@ export async function main(args: string[]): Promise<number> {
   }
   if (store && /^[a-z][a-z0-9+.-]*:\/\//i.test(store) && !/^(redis|file):\/\//.test(store)) {
     console.error(`Invalid --rdzv "${store}": expected a shared directory or redis://host:port`);
+    return 2;
+  }
+  if (store && /^redis:\/\/(:|\/|$)/.test(store)) {
+    console.error(`Invalid --rdzv "${store}": no host (expected redis://host:port)`);
+    return 2;
+  }
+  if (runId !== undefined && !/^[A-Za-z0-9._-]{1,128}$/.test(runId)) {
+    console.error(`Invalid --run-id "${runId}": expected 1 to 128 letters, digits, ".", "_" or "-"`);
     return 2;
   }
   if (store && !store.startsWith("redis://") && !isDirectory(store.replace(/^file:\/\//, ""))) {

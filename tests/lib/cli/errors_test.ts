@@ -116,10 +116,23 @@ Deno.test("a usage error prints the message and the synopsis, not every option",
   }
 });
 
-Deno.test("launch: torchrun's --nproc_per_node spelling is ours; a store URL of another scheme is refused", async () => {
+Deno.test("launch: torchrun's spelling is ours; bad counts, late options, run ids and stores are refused up front", async () => {
   let r = await run(launchMain, ["--nproc_per_node=2", "--rdzv=http://x", "configs/orl_mbf.yaml"]);
   assert.equal(r.code, 2);
   assert.match(r.out, /Invalid --rdzv "http:\/\/x": expected a shared directory or redis:\/\/host:port/);
   r = await run(launchMain, ["--nproc_per_node=0", "configs/orl_mbf.yaml"]);
   assert.match(r.out, /Invalid --nproc-per-node "0"/);
+  r = await run(launchMain, ["--nproc-per-node=0x2", "configs/orl_mbf.yaml"]);
+  assert.match(r.out, /Invalid --nproc-per-node "0x2": expected an integer >= 1/);
+  r = await run(launchMain, ["--timeout-s=99999999999", "configs/orl_mbf.yaml"]);
+  assert.match(r.out, /Invalid --timeout-s "99999999999": expected an integer in 1\.\.604800/);
+  r = await run(launchMain, ["configs/orl_mbf.yaml", "--nproc-per-node=2"]);
+  assert.match(
+    r.out,
+    /Launch option "--nproc-per-node=2" comes after the config: give launch options before it/,
+  );
+  r = await run(launchMain, ["--run-id=bad/id", "configs/orl_mbf.yaml"]);
+  assert.match(r.out, /Invalid --run-id "bad\/id": expected 1 to 128 letters/);
+  r = await run(launchMain, ["--rdzv=redis://", "configs/orl_mbf.yaml"]);
+  assert.match(r.out, /Invalid --rdzv "redis:\/\/": no host/);
 });
