@@ -63,7 +63,12 @@ export const SCHEMA: readonly SchemaEntry[] = Object.freeze([
     "r50",
     "Backbone: r18, r34, r50, r100, r200, r2060, mbf (vit_* are read but not built).",
   ),
-  e("resume", "boolean", false, "Continue from the checkpoint in the output folder."),
+  e(
+    "resume",
+    "boolean",
+    false,
+    "Continue from the checkpoints in the output folder, on any number of ranks.",
+  ),
   e(
     "save_all_states",
     "boolean",
