@@ -79,9 +79,11 @@ export class Comm {
   /**
    * Joins the world described by `options`. Ranks that start early wait for the others
    * up to the timeout; missing ranks make it throw an `AfcError` (code `TIMEOUT`) that names
-   * them, the store and the timeout.
+   * them, the store and the timeout. The rendezvous holds the calling thread until the
+   * world is complete (timers do not run meanwhile): start the ranks as processes.
    */
-  static create(options: CommOptions): Promise<Comm> {
+  // deno-lint-ignore require-await
+  static async create(options: CommOptions): Promise<Comm> {
     const { rank, worldSize } = options;
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     if (!Number.isInteger(worldSize) || worldSize < 1) {
@@ -118,7 +120,7 @@ export class Comm {
       const detail = cString(lib().afc_last_error()) ?? cString(lib().afc_status_string(status));
       throw new AfcError(`Cannot join the world as rank ${rank} of ${worldSize}: ${detail}`, status);
     }
-    return Promise.resolve(new Comm(out.value, rank, worldSize));
+    return new Comm(out.value, rank, worldSize);
   }
 
   /** Seconds spent inside collectives so far, waiting for slower ranks included. */

@@ -362,6 +362,12 @@ export async function writeSafetensors(
     await Deno.rename(tmp, path);
   } catch (e) {
     await Deno.remove(tmp).catch(() => {});
+    // Deno's file-system errors name no path.
+    if (e instanceof Deno.errors.IsADirectory) {
+      throw new Deno.errors.IsADirectory(
+        `Cannot write "${path}": it is a folder (remove it, or write elsewhere)`,
+      );
+    }
     throw e;
   }
 }

@@ -1,5 +1,6 @@
 // Collectives between real processes (tests/lib/comm_worker.ts), over Gloo's file store.
 import assert from "node:assert/strict";
+import { Comm } from "../../lib/comm.ts";
 
 const worker = new URL("./comm_worker.ts", import.meta.url).pathname;
 
@@ -208,4 +209,15 @@ Deno.test({
       await server.status;
     }
   },
+});
+
+Deno.test("bad options reject the promise of Comm.create (a .catch sees them)", async () => {
+  await assert.rejects(
+    () => Comm.create({ rank: 2, worldSize: 2 }),
+    /Invalid rank 2: expected an integer in 0\.\.1/,
+  );
+  await assert.rejects(
+    () => Comm.create({ rank: 0, worldSize: 2, store: "/tmp", runId: "a/b" }),
+    /Invalid run id "a\/b"/,
+  );
 });

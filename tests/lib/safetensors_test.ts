@@ -308,3 +308,14 @@ Deno.test("a PyTorch checkpoint or an image given as safetensors is named as suc
     /face\.jpg: it is an image \(JPEG or PNG\), not a model/,
   );
 });
+
+Deno.test("writing over a folder names the path", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.mkdir(`${dir}/m.safetensors`);
+  await assert.rejects(
+    () => writeSafetensors(`${dir}/m.safetensors`, new Map()),
+    new RegExp(`Cannot write "${dir}/m\\.safetensors": it is a folder`),
+  );
+  assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["m.safetensors"]);
+  await Deno.remove(dir, { recursive: true });
+});
