@@ -166,33 +166,28 @@ Deno.test("resume on another world size: 2 ranks' shards load on 1 rank, class c
   await Deno.remove(out, { recursive: true });
 });
 
+/** Rank `r` of 2, started by hand with torchrun's environment and our store variables. */
+function rankCommand(r: number, store: string, runId: string, args: string[]): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${root}cli.ts`, "train", "configs/orl_mbf.yaml", "--val_targets=[]", ...args],
+    cwd: root,
+    env: {
+      RANK: String(r),
+      WORLD_SIZE: "2",
+      LOCAL_RANK: String(r),
+      LOCAL_WORLD_SIZE: "2",
+      ARCFACE_RDZV: store,
+      ARCFACE_RUN_ID: runId,
+      ARCFACE_TIMEOUT_MS: "20000",
+    },
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
 Deno.test("a rank killed mid-training: the other exits non-zero naming the lost rank, within the timeout", async () => {
   const store = await Deno.makeTempDir(), out = await Deno.makeTempDir();
-  const rank = (r: number) =>
-    new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        `${root}cli.ts`,
-        "train",
-        "configs/orl_mbf.yaml",
-        "--val_targets=[]",
-        "--frequent=1",
-        `--output=${out}`,
-      ],
-      cwd: root,
-      env: {
-        RANK: String(r),
-        WORLD_SIZE: "2",
-        LOCAL_RANK: String(r),
-        LOCAL_WORLD_SIZE: "2",
-        ARCFACE_RDZV: store,
-        ARCFACE_RUN_ID: "kill-test",
-        ARCFACE_TIMEOUT_MS: "20000",
-      },
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+  const rank = (r: number) => rankCommand(r, store, "kill-test", ["--frequent=1", `--output=${out}`]).spawn();
   const r0 = rank(0), r1 = rank(1);
   // Kill rank 1 once rank 0 has logged a step.
   const reader = r0.stdout.getReader();
@@ -244,22 +239,7 @@ Deno.test("save with 4 ranks (8, 8, 7, 7 classes), resume on 3 (10, 10, 10): eve
 
 Deno.test("ranks started with different configs are refused by name, before their collectives disagree", async () => {
   const store = await Deno.makeTempDir(), out = await Deno.makeTempDir();
-  const rank = (r: number, extra: string[]) =>
-    new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", `${root}cli.ts`, "train", "configs/orl_mbf.yaml", "--val_targets=[]", ...extra],
-      cwd: root,
-      env: {
-        RANK: String(r),
-        WORLD_SIZE: "2",
-        LOCAL_RANK: String(r),
-        LOCAL_WORLD_SIZE: "2",
-        ARCFACE_RDZV: store,
-        ARCFACE_RUN_ID: "config-test",
-        ARCFACE_TIMEOUT_MS: "20000",
-      },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+  const rank = (r: number, extra: string[]) => rankCommand(r, store, "config-test", extra).output();
   // Rank 1 trains another network, with its own output folder and thread count (allowed).
   const [o0, o1] = await Promise.all([
     rank(0, [`--output=${out}/a`]),

@@ -36,6 +36,16 @@ function task(args: string[], command = "task") {
 
 const run = ["--val_targets=[]", "--warmup_epoch=0", "--num_epoch=50", "--frequent=1"];
 
+/** Launch arguments of 2 ranks of 1 thread writing to `<out>/o`. */
+const launchTwo = (out: string) => [
+  "launch",
+  "--nproc-per-node=2",
+  "configs/orl_mbf.yaml",
+  ...run,
+  "--threads=1",
+  `--output=${out}/o`,
+];
+
 Deno.test("Ctrl-C under deno task train: one press stops after the step and writes the checkpoint", async () => {
   const out = await Deno.makeTempDir();
   const t = task(["train", "configs/orl_mbf.yaml", ...run, `--output=${out}/o`]);
@@ -77,14 +87,7 @@ Deno.test("Ctrl-C under deno task train: a second press a second later quits at 
 
 Deno.test("Ctrl-C under deno task launch: both ranks stop at the same step and write their checkpoints", async () => {
   const out = await Deno.makeTempDir();
-  const t = task([
-    "launch",
-    "--nproc-per-node=2",
-    "configs/orl_mbf.yaml",
-    ...run,
-    "--threads=1",
-    `--output=${out}/o`,
-  ]);
+  const t = task(launchTwo(out));
   await t.until(/Global Step: 2 /);
   t.ctrlC();
   const status = await t.done;
@@ -102,14 +105,7 @@ async function pids(text: string): Promise<number[]> {
 
 Deno.test("SIGTERM to the launcher alone (a scheduler's stop): the ranks stop with checkpoints, none is left", async () => {
   const out = await Deno.makeTempDir();
-  const t = task([
-    "launch",
-    "--nproc-per-node=2",
-    "configs/orl_mbf.yaml",
-    ...run,
-    "--threads=1",
-    `--output=${out}/o`,
-  ], "run");
+  const t = task(launchTwo(out), "run");
   await t.until(/Global Step: 2 /);
   Deno.kill(t.pid, "SIGTERM");
   const status = await t.done;
@@ -121,14 +117,7 @@ Deno.test("SIGTERM to the launcher alone (a scheduler's stop): the ranks stop wi
 
 Deno.test("Ctrl-C to one rank only: the other stops at the same step, the launcher reports a stop, not a failure", async () => {
   const out = await Deno.makeTempDir();
-  const t = task([
-    "launch",
-    "--nproc-per-node=2",
-    "configs/orl_mbf.yaml",
-    ...run,
-    "--threads=1",
-    `--output=${out}/o`,
-  ], "run");
+  const t = task(launchTwo(out), "run");
   await t.until(/Global Step: 2 /);
   const ranks = await pids(`cli.ts train .*${out}/o`);
   assert.equal(ranks.length, 2, t.text());
