@@ -184,8 +184,9 @@ export async function main(args: string[]): Promise<number> {
       codes.push(code);
       // Killed by a signal (before it could handle one, as while the ranks meet): it saved nothing.
       if (signal) killed = true;
-      // A stop on request is agreed by all ranks at the same step: the others follow.
-      if (code !== 0 && code !== STOPPED && !failed && !interrupted) {
+      // A stop on request is agreed by all ranks at the same step: the others follow. A rank
+      // that died (of a signal too) leaves them waiting in a collective.
+      if (code !== 0 && (code !== STOPPED || signal) && !failed && !interrupted) {
         failed = { rank: nodeRank * nproc + local, code };
         console.error(`Rank ${failed.rank} failed (exit code ${code}): stopping the other ranks`);
         stopAll("SIGKILL"); // they may wait in a collective for the failed rank
