@@ -237,6 +237,37 @@ Deno.test("save with 4 ranks (8, 8, 7, 7 classes), resume on 3 (10, 10, 10): eve
   }
 });
 
+Deno.test("10 classes saved by 4 ranks (3, 3, 2, 2) resume on 3 (4, 3, 3): every row and its momentum", async () => {
+  const dir = await Deno.makeTempDir();
+  const worker = new URL("./resume_worker.ts", import.meta.url).pathname;
+  const world = async (w: number, runId: string, extra: string[]) => {
+    const store = await Deno.makeTempDir();
+    const outs = await Promise.all([...Array(w).keys()].map((k) =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", worker, store, runId, String(k), String(w), dir, "10", ...extra],
+        stdout: "piped",
+        stderr: "piped",
+      }).output()
+    ));
+    for (const o of outs) assert.equal(o.code, 0, new TextDecoder().decode(o.stderr));
+    return outs.map((o) => new TextDecoder().decode(o.stdout));
+  };
+  await world(4, "save-10", ["save"]);
+  const saved = await Promise.all(
+    [0, 1, 2, 3].map((k) => readSafetensors(`${dir}/checkpoint_rank${k}.safetensors`)),
+  );
+  assert.deepEqual(saved.map((s) => s.tensors.get("pfc.weight")!.shape[0]), [3, 3, 2, 2]);
+  const outs = await world(3, "load-10", []);
+  for (const [k, text] of outs.entries()) {
+    const got = JSON.parse(text);
+    const start = [0, 4, 7][k], count = [4, 3, 3][k];
+    const rows = Array.from({ length: count * 512 }, (_, i) => start * 512 + i);
+    assert.deepEqual([got.start, got.count], [start, count]);
+    assert.deepEqual(got.weight, rows);
+    assert.deepEqual(got.momentum, rows.map((v) => v + 0.5));
+  }
+});
+
 Deno.test("ranks started with different configs are refused by name, before their collectives disagree", async () => {
   const store = await Deno.makeTempDir(), out = await Deno.makeTempDir();
   const rank = (r: number, extra: string[]) => rankCommand(r, store, "config-test", extra).output();
