@@ -16,6 +16,15 @@ computed in float64 and stored as float32:
   gnorm.<param>    the L2 norm of the whole gradient (F64 scalar)
   seeded.<tensor>  elements 0, 1, n-2, n-1 of seeded(name, shape), to check the TS generator
 
+The gradients are taken with every PReLU slope set to 1 (after the train-mode forward with
+the seeded slopes that gives train_emb and after.*); the metadata "prelu" lists those
+tensors. PReLU's derivative jumps at 0, and float32 rounding moves a few of the millions of
+PReLU inputs across it, each moving one element of a gradient by (1 - slope) * upstream: any
+float32 implementation, PyTorch's own included (8e-3 on r18's layer2.1.bn2.bias with slopes
+0.5), then misses the float64 gradients of a few small tensors by up to ~1e-2, by luck of
+rounding. With slopes of 1 the derivative is continuous and the gradients measure the
+implementation. PReLU's own derivative is checked by finite differences in layers_test.
+
 Batch 4, not 2: in training mode the head's batch norms then see 2 values per channel, and
 float32 PyTorch itself differs from float64 by 1.7e-3 (mbf embeddings); with 4 samples it
 differs by 1e-5, so a 1e-4 comparison measures the implementation, not rounding luck.
@@ -238,7 +247,13 @@ def golden(name, model):
     model.train()
     xg = x.clone().requires_grad_(True)
     train_emb = model(xg)
-    (train_emb * r).sum().backward()
+    after = {k: arr(v) for k, v in model.state_dict().items() if k in buffers}
+    prelus = [k for k, m in model.named_modules() if isinstance(m, nn.PReLU)]
+    with torch.no_grad():
+        for k in prelus:
+            model.get_submodule(k).weight.fill_(1.0)
+    xg = x.clone().requires_grad_(True)
+    (model(xg) * r).sum().backward()
 
     out = {"input": arr(x), "d_emb": arr(r), "eval_emb": arr(eval_emb), "train_emb": arr(train_emb),
            "input_grad": arr(xg.grad)}
@@ -248,7 +263,7 @@ def golden(name, model):
             flat = seeded(k, list(v.shape)).reshape(-1)
             out["seeded." + k] = flat[[0, 1, flat.size - 2, flat.size - 1]]
     for k in buffers:
-        out["after." + k] = arr(state[k])
+        out["after." + k] = after[k]
     for k, p in model.named_parameters():
         if not p.requires_grad:
             continue
@@ -259,7 +274,8 @@ def golden(name, model):
             idx = (np.arange(SAMPLES, dtype=np.int64) * g.size) // SAMPLES
             out["gsample." + k] = g[idx]
             out["gnorm." + k] = np.array(np.linalg.norm(p.grad.numpy()), np.float64)
-    meta = {"backbone": name, "torch": torch.__version__, "weights": "seeded"}
+    meta = {"backbone": name, "torch": torch.__version__, "weights": "seeded",
+            "prelu": json.dumps([k + ".weight" for k in prelus])}
     save(os.path.join(OUT, f"golden_{name}.safetensors"), out, meta)
 
 

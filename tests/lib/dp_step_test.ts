@@ -2,14 +2,14 @@
 // of it (tests/lib/dp_step_worker.ts), through one SGD step with momentum, weight decay and
 // clipping: the same loss, class centres and backbone.
 //
-// The backbone is compared against float32's own noise. From initialisation (loss ≈ 33 at
-// s = 64) the first update is so sensitive to rounding that one process on 2 threads
-// differs from one process on 1 thread by 3e-3 of the update (RMS, mbf's stem): every
-// summation order moves it that much. W processes must stay within twice that; a wrong
-// average, scale or shard moves it by order 1.
+// Tolerances are float32's, measured: from initialisation (loss ≈ 30 at s = 64) every
+// summation order moves the loss by up to 2e-6 (one process on 1 thread against 2 threads),
+// the class centres' update by 6e-5 and the backbone's by 7e-4 (RMS, relative to the update).
+// A wrong average, scale or shard moves them by order 1.
 import assert from "node:assert/strict";
 import { Model } from "../../lib/model.ts";
 import { readSafetensors, type SafetensorsFile, toFloat32 } from "../../lib/safetensors.ts";
+import { setMbfPReLUSlopesToOne } from "./mbf_prelu.ts";
 
 const worker = new URL("./dp_step_worker.ts", import.meta.url).pathname;
 
@@ -24,14 +24,13 @@ async function run(
   worldSize: number,
   globalBatch: number,
   numClasses: number,
-  threads = 1,
-  microBatches = 1,
+  microBatches: number,
 ) {
   const out = await Deno.makeTempDir();
   const store = await Deno.makeTempDir();
   const args = (
     rank: number,
-  ) => [worker, out, rank, worldSize, store, globalBatch, numClasses, 1, threads, microBatches];
+  ) => [worker, out, rank, worldSize, store, globalBatch, numClasses, 1, 1, microBatches];
   const outs = await Promise.all(
     Array.from({ length: worldSize }, (_, rank) =>
       new Deno.Command(Deno.execPath(), {
@@ -97,28 +96,21 @@ for (
 ) {
   const what = microBatches > 1 ? `, ${microBatches} micro-batches per step` : "";
   Deno.test(`${worldSize} processes equal 1 on the same global batch: ${numClasses} classes, shards ${shards}${what}`, async () => {
-    const globalBatch = 2 * worldSize;
-    const one = await run(1, globalBatch, numClasses, 1, microBatches);
-    const oneOn2Threads = await run(1, globalBatch, numClasses, 2, microBatches);
-    const many = await run(worldSize, globalBatch, numClasses, 1, microBatches);
+    const globalBatch = 4 * worldSize;
+    const one = await run(1, globalBatch, numClasses, microBatches);
+    const many = await run(worldSize, globalBatch, numClasses, microBatches);
     assert.deepEqual(many.shards, shards);
-    // The softmax sums run in another order: a few float32 ulps of a loss near 30 (3e-7 seen).
     for (const losses of many.losses) {
       assert.equal(losses.length, microBatches);
       for (const [k, loss] of losses.entries()) {
         const ref = one.losses[0][k];
-        assert.ok(Math.abs(loss - ref) < 1e-6 * ref, `loss ${loss} vs ${ref}`);
+        assert.ok(Math.abs(loss - ref) < 5e-6 * ref, `loss ${loss} vs ${ref}`);
       }
     }
-    // The worker's initial class centres: element i of the whole matrix is sin(i)·0.05. Logits
-    // scaled by 64 leave the rows' update 1e-5 of float32 noise in relative terms.
+    // The worker's initial class centres: element i of the whole matrix is sin(i)·0.05.
     const initialRows = new Float32Array(numClasses * 512).map((_, i) => Math.sin(i) * 0.05);
-    const [ref, rows2, rowsW] = [one.rows, oneOn2Threads.rows, many.rows].map((r) => new Float32Array(r));
-    const rowsNoise = updateError(rows2, ref, initialRows), rowsError = updateError(rowsW, ref, initialRows);
-    assert.ok(
-      rowsError <= Math.max(2 * rowsNoise, 1e-4),
-      `class centres: update error ${rowsError}, float32 noise ${rowsNoise}`,
-    );
+    const rowsError = updateError(new Float32Array(many.rows), new Float32Array(one.rows), initialRows);
+    assert.ok(rowsError < 3e-4, `class centres: update error ${rowsError}`);
     // Every rank applies the same averaged gradient: their backbones are identical.
     for (const [rank, st] of many.backbones.entries()) {
       for (const [name, t] of st.tensors) {
@@ -128,12 +120,8 @@ for (
       }
     }
     using initial = Model.create({ network: "mbf", maxBatch: 2, threads: 1 });
-    const [noise, noiseAt] = worstUpdateError(oneOn2Threads.backbones[0], one.backbones[0], initial);
+    setMbfPReLUSlopesToOne(initial);
     const [error, errorAt] = worstUpdateError(many.backbones[0], one.backbones[0], initial);
-    assert.ok(noise < 1e-2, `1 vs 2 threads: ${noise} at ${noiseAt}`);
-    assert.ok(
-      error <= Math.max(2 * noise, 1e-5),
-      `${worldSize} processes: update error ${error} at ${errorAt}, float32 noise ${noise} at ${noiseAt}`,
-    );
+    assert.ok(error < 3e-3, `${worldSize} processes: backbone update error ${error} at ${errorAt}`);
   });
 }

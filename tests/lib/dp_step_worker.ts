@@ -10,10 +10,15 @@
 // then sees the statistics one process sees on all W copies, so the result must equal the
 // one-process run on the global batch, while labels, Partial FC shards and gradients differ
 // between ranks.
+//
+// Every PReLU slope is 1, so that the comparison measures the data parallelism and not luck
+// of rounding: PReLU's derivative jumps at 0, and one of the millions of PReLU inputs that
+// rounding moves across 0 moves the update of a small tensor by ~1e-2.
 import { Comm } from "../../lib/comm.ts";
 import { Model } from "../../lib/model.ts";
 import { Optimizer, PartialFC } from "../../lib/head.ts";
 import { applyStep } from "../../lib/trainer.ts";
+import { setMbfPReLUSlopesToOne } from "./mbf_prelu.ts";
 
 const [out, r, w, store, g, c, s, t, mb] = Deno.args;
 const rank = Number(r),
@@ -23,7 +28,7 @@ const rank = Number(r),
   steps = Number(s),
   microBatches = Number(mb);
 const local = globalBatch / worldSize;
-const images = 2; // distinct images; a rank's batch is `local` of them, in turn
+const images = 4; // distinct images; a batch is these, in turn (a rank's batch in the test)
 using comm = worldSize > 1
   ? await Comm.create({ rank, worldSize, store, runId: "dp", timeoutMs: 60_000 })
   : null;
@@ -36,6 +41,7 @@ using pfc = new PartialFC({
   comm: comm?.handle,
 });
 using opt = new Optimizer({ kind: "sgd", momentum: 0.9, weightDecay: 5e-4 });
+setMbfPReLUSlopesToOne(model);
 // Class c's row depends on c only, whatever the sharding.
 const rows = new Float32Array(pfc.numLocal * 512);
 for (let i = 0; i < rows.length; i++) rows[i] = Math.sin(pfc.classStart * 512 + i) * 0.05;
@@ -46,10 +52,10 @@ const input = new Float32Array(local * pixels);
 for (let i = 0; i < local; i++) {
   for (let k = 0; k < pixels; k++) input[i * pixels + k] = Math.sin((i % images) * 1e4 + k * 0.37);
 }
-// Labels by global position; this rank holds positions [rank·local, (rank+1)·local). Pairs
-// of positions are shifted, so that with 2 images per rank, neighbouring ranks get other
-// labels even with 2 classes, and their gradients differ.
-const label = (pos: number) => (pos * 7 + 3 + Math.floor(pos / 2)) % numClasses;
+// Labels by global position; this rank holds positions [rank·local, (rank+1)·local). Each
+// group of `images` positions is shifted by one, so that neighbouring ranks get other labels
+// even with 2 classes, and their gradients differ.
+const label = (pos: number) => (pos * 7 + 3 + Math.floor(pos / images)) % numClasses;
 const labels = new BigInt64Array(local);
 
 const losses: number[] = [];
