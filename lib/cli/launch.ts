@@ -177,15 +177,21 @@ export async function main(args: string[]): Promise<number> {
   const STOPPED = 130; // a rank that stopped on request and wrote its checkpoint
   let failed: { rank: number; code: number } | undefined;
   const codes: number[] = [];
-  let killed = false;
+  const killed: number[] = [];
   try {
     await Promise.all(children.map(async (c, local) => {
       const { code, signal } = await c.status;
       codes.push(code);
-      // Killed by a signal (before it could handle one, as while the ranks meet): it saved nothing.
-      if (signal) killed = true;
+      // Killed by a signal: it saved nothing, and the others cannot go on without it.
+      if (signal) killed.push(nodeRank * nproc + local);
+      // Ended by a stop request it had no handler for yet (while the ranks meet), or told to
+      // quit at once (a second Ctrl-C): a stop, with nothing left to save.
+      if (signal === "SIGINT" || signal === "SIGTERM") {
+        interrupted = true;
+        stopAll("SIGKILL");
+      }
       // A stop on request is agreed by all ranks at the same step: the others follow. A rank
-      // that died (of a signal too) leaves them waiting in a collective.
+      // that died otherwise leaves them waiting in a collective.
       if (code !== 0 && (code !== STOPPED || signal) && !failed && !interrupted) {
         failed = { rank: nodeRank * nproc + local, code };
         console.error(`Rank ${failed.rank} failed (exit code ${code}): stopping the other ranks`);
@@ -197,7 +203,13 @@ export async function main(args: string[]): Promise<number> {
     if (tempStore) await Deno.remove(tempStore, { recursive: true }).catch(() => {});
   }
   if (failed) return failed.code;
-  if (!killed && codes.every((c) => c === STOPPED)) {
+  if (killed.length) {
+    console.error(
+      `Stopped: rank(s) ${
+        killed.sort((a, b) => a - b).join(", ")
+      } ended by a signal (while starting, or at a second Ctrl-C) and wrote no checkpoint`,
+    );
+  } else if (codes.every((c) => c === STOPPED)) {
     console.error("Stopped: every rank wrote its checkpoint; --resume=true continues the run");
     return STOPPED;
   }

@@ -150,5 +150,6 @@ Deno.test("Ctrl-C while the ranks wait for a missing machine ends them at once, 
   assert.ok(performance.now() - start < 3000, `ended after ${performance.now() - start} ms`);
   assert.notEqual(status.code, 0);
   assert.doesNotMatch(t.text(), /wrote its checkpoint/);
+  assert.match(t.text(), /Stopped: rank\(s\) 0 ended by a signal .* and wrote no checkpoint/);
   await Deno.remove(store, { recursive: true });
 });
