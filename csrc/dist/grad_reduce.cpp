@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/error.h"
+
 namespace afc {
 
 namespace {
@@ -16,10 +18,24 @@ void reduce_bucket(Comm &comm, float *grads, int64_t count, int64_t bucket, int6
 
 int64_t bucket_count(int64_t count, int64_t bucket) { return (count + bucket - 1) / bucket; }
 
+// Ranks that cut their gradients differently would sum unrelated values, or wait for each
+// other until the timeout: one small all-reduce first checks that they all cut the same.
+void check_same_buckets(Comm &comm, int64_t count, int64_t bucket) {
+  int64_t v[4] = {count, bucket, -count, -bucket};
+  comm.all_reduce(v, 4, ReduceOp::Max);
+  AFC_CHECK(v[0] == -v[2] && v[1] == -v[3], AFC_ERR_INVALID_ARGUMENT,
+            "the ranks' gradients differ: this rank sums %lld values in buckets of %lld, the ranks hold %lld to "
+            "%lld values in buckets of %lld to %lld (every rank must train the same network with the same "
+            "bucket size)",
+            (long long)count, (long long)bucket, (long long)-v[2], (long long)v[0], (long long)-v[3],
+            (long long)v[1]);
+}
+
 }  // namespace
 
 void all_reduce_grads(Comm &comm, float *grads, int64_t count, int64_t bucket_elems, float scale) {
   if (bucket_elems <= 0) bucket_elems = kDefaultGradBucket;
+  check_same_buckets(comm, count, bucket_elems);
   for (int64_t i = bucket_count(count, bucket_elems); i-- > 0;)
     reduce_bucket(comm, grads, count, bucket_elems, i, scale);
 }
@@ -32,6 +48,7 @@ OverlappedGradReduce::OverlappedGradReduce(Comm &comm, float *grads, int64_t cou
       bucket_(bucket_elems > 0 ? bucket_elems : kDefaultGradBucket),
       scale_(scale),
       final_from_(count) {
+  check_same_buckets(comm, count_, bucket_);
   thread_ = std::thread([this] { run(); });
 }
 

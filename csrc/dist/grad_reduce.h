@@ -18,7 +18,8 @@ namespace afc {
 constexpr int64_t kDefaultGradBucket = int64_t(1) << 22;
 
 // Sums `count` values over the ranks of `comm`, in place, bucket by bucket, and multiplies
-// the sums by `scale` (1/W gives the average).
+// the sums by `scale` (1/W gives the average). Fails on every rank, naming the values, when
+// the ranks' counts or bucket sizes differ (as does the overlapped form below).
 void all_reduce_grads(Comm &comm, float *grads, int64_t count, int64_t bucket_elems, float scale);
 
 // The same sums, on a thread of their own, overlapped with a backward pass. The pass

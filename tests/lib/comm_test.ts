@@ -165,6 +165,27 @@ Deno.test("a peer that dies before an overlapped backward all-reduce gives an er
   assert.ok(r.ms < 8000, `noticed after ${r.ms} ms`);
 });
 
+Deno.test("ranks whose gradients differ in bucket size or length all fail naming both, not hang or abort", async () => {
+  const store = await Deno.makeTempDir();
+  const outs = await world("buckets-differ", store, "buckets-1", 2, 20_000);
+  for (const [rank, o] of outs.entries()) {
+    assert.equal(o.code, 0, JSON.stringify(o.lines));
+    const r = last(o) as { error?: string; plainError?: string };
+    assert.match(
+      r.error ?? "",
+      new RegExp(
+        `this rank sums 2059520 values in buckets of ${
+          rank ? 50000 : 100000
+        }, the ranks hold 2059520 to 2059520 values in buckets of 50000 to 100000`,
+      ),
+    );
+    assert.match(
+      r.plainError ?? "",
+      new RegExp(`sums ${10 + rank} values in buckets of 4, the ranks hold 10 to 11`),
+    );
+  }
+});
+
 Deno.test("a store that accepts connections but never answers fails within the timeout, not a hang", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 }); // never reads, never replies
   const store = `redis://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`;

@@ -121,6 +121,21 @@ if (scenario === "all") {
   // The stem's weight, from the first (last-reduced) bucket, and the last gradient.
   out.first = { local: [...local[0].subarray(0, 8)], mean: [...overlapped[0].subarray(0, 8)] };
   out.last = { local: [...local.at(-1)!.subarray(0, 8)], mean: [...overlapped.at(-1)!.subarray(0, 8)] };
+} else if (scenario === "buckets-differ") {
+  // The last rank cuts its gradients into buckets of another size.
+  using model = Model.create({ network: "mbf", maxBatch: 2, threads: 1 });
+  await model.forward(new Float32Array(2 * IMAGE_FLOATS).fill(rank), 2, { train: true });
+  const bucketElems = rank === worldSize - 1 ? 50_000 : 100_000;
+  try {
+    await model.backward(new Float32Array(2 * 512).fill(1), 2, { allReduce: comm, bucketElems });
+  } catch (e) {
+    out.error = (e as Error).message;
+  }
+  try {
+    await comm.allReduceGrads([new Float32Array(10 + rank)], { bucketElems: 4 });
+  } catch (e) {
+    out.plainError = (e as Error).message;
+  }
 } else if (scenario === "hold") {
   // Joins, then waits to be killed.
   await new Promise((res) => setTimeout(res, 60_000));
