@@ -123,13 +123,29 @@ export async function saveCheckpoint(
   await writeSafetensors(path, tensors, { arcface_checkpoint: JSON.stringify(meta) });
   // A run resumed on fewer ranks leaves the old run's higher ranks behind: their shards
   // would make the folder two runs. Rank 0 removes them once its own shard is written.
-  if (rank === 0) {
-    for (const e of Deno.readDirSync(dir)) {
-      const m = FILE.exec(e.name);
-      if (m && Number(m[1]) >= worldSize) await Deno.remove(`${dir}/${e.name}`);
+  if (rank === 0) await removeShards(dir, (r) => r >= worldSize);
+  return path;
+}
+
+/**
+ * Removes the checkpoints a finished run no longer needs, those of its earlier stops: this
+ * rank's and, on rank 0, those of ranks beyond the world. `resume` would otherwise roll the
+ * finished run back to them. Returns how many it removed.
+ */
+export function removeCheckpoints(dir: string, rank: number, worldSize: number): Promise<number> {
+  return removeShards(dir, (r) => r === rank || (rank === 0 && r >= worldSize));
+}
+
+async function removeShards(dir: string, which: (rank: number) => boolean): Promise<number> {
+  let removed = 0;
+  for (const e of Deno.readDirSync(dir)) {
+    const m = FILE.exec(e.name);
+    if (m && which(Number(m[1]))) {
+      await Deno.remove(`${dir}/${e.name}`);
+      removed++;
     }
   }
-  return path;
+  return removed;
 }
 
 interface Shard {

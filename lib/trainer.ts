@@ -27,7 +27,14 @@ import { clipCoefficient, marginName, Optimizer, PartialFC } from "./head.ts";
 import { Model } from "./model.ts";
 import { PolyScheduler } from "./schedule.ts";
 import { TrainLog } from "./logging.ts";
-import { loadCheckpoint, resumeState, saveCheckpoint, savedSplit, type TrainState } from "./checkpoint.ts";
+import {
+  loadCheckpoint,
+  removeCheckpoints,
+  resumeState,
+  saveCheckpoint,
+  savedSplit,
+  type TrainState,
+} from "./checkpoint.ts";
 import { type DecodedSet, decodeSet, embedSet, evaluateEmbeddings, readBin } from "./verification.ts";
 import { EventWriter } from "./tensorboard.ts";
 import type { Comm } from "./comm.ts";
@@ -332,7 +339,7 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
   const commStart = worldSize > 1 ? world.comm!.seconds : 0;
   let runSamples = 0;
   let { globalStep, epoch } = state;
-  let verifiedAt = -1, stopped = false;
+  let verifiedAt = -1, stopped = false, epochsDone = 0;
   const curve: { step: number[]; loss: number[] } = { step: [], loss: [] };
   const checkpoint = (micro: number) =>
     saveCheckpoint(out, rank, worldSize, config.optimizer, model, pfc, snapshot(micro));
@@ -438,6 +445,7 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
         }
         if (await stopRequested()) {
           stopped = true;
+          epochsDone = micro + 1 === d.microBatchesPerEpoch ? epoch + 1 : epoch;
           const path = await checkpoint(micro + 1);
           log.info(`Stopped at step ${globalStep}: "${path}" continues it with --resume=true`);
           break;
@@ -448,7 +456,11 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
       if (rank === 0) await model.save(`${out}/model.safetensors`);
     }
     if (windowCount > 0) lastLoss = windowLoss / windowCount;
+    if (!stopped) epochsDone = epoch;
     if (verifiedAt !== globalStep && !stopped) await runVerification(globalStep);
+    if (!stopped && !config.save_all_states && await removeCheckpoints(out, rank, worldSize)) {
+      log.info("Removed the checkpoints of earlier stops: the run is complete");
+    }
   } finally {
     events?.close();
   }
@@ -471,7 +483,9 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
   const samplesPerSecond = runSamples / trainSeconds;
   const commSeconds = worldSize > 1 ? world.comm!.seconds - commStart : 0;
   log.info(
-    `Finished: ${globalStep} step${globalStep === 1 ? "" : "s"}, ${epoch} epoch${epoch === 1 ? "" : "s"}, ${
+    `${stopped ? "Stopped" : "Finished"}: ${globalStep} step${
+      globalStep === 1 ? "" : "s"
+    }, ${epochsDone} epoch${epochsDone === 1 ? "" : "s"}, ${
       samplesPerSecond.toFixed(1)
     } samples/sec; model in "${modelPath}"`,
   );
@@ -485,7 +499,7 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
   return {
     loss: lastLoss,
     steps: globalStep,
-    epochs: epoch,
+    epochs: epochsDone,
     samplesPerSecond,
     commSeconds,
     trainSeconds,

@@ -89,14 +89,22 @@ Deno.test("a run stopped mid-epoch leaves a checkpoint that resumes bit-exactly;
       if (/Global Step: 2 /.test(line)) stop.abort();
     },
   });
-  assert.equal(first.steps, 2);
+  assert.deepEqual([first.steps, first.epochs, first.stopped], [2, 0, true]);
   assert.ok(lines.some((l) => l.startsWith("Stopped at step 2")), lines.join("\n"));
+  assert.ok(lines.some((l) => l.startsWith("Stopped: 2 steps, 0 epochs")), lines.join("\n"));
   assert.ok(lines.some((l) => l.startsWith("Loss: ArcFace")));
   const meta = JSON.parse((await readSafetensors(checkpointPath(split, 0))).metadata.arcface_checkpoint);
   assert.deepEqual([meta.state.epoch, meta.state.microBatch, meta.state.globalStep], [0, 2, 2]);
   assert.equal(meta.state.config.network, "mbf");
   const second = await train(tiny(split, { ...cfg, resume: true }), { console: false });
-  assert.equal(second.steps, 6);
+  assert.deepEqual([second.steps, second.epochs, second.stopped], [6, 2, false]);
+  // Finished without save_all_states: the stop's checkpoint is gone, so that resuming again
+  // cannot roll the finished model back to step 2.
+  assert.throws(() => Deno.statSync(checkpointPath(split, 0)), Deno.errors.NotFound);
+  await assert.rejects(
+    () => train(tiny(split, { ...cfg, resume: true }), { console: false }),
+    /no checkpoint_rank<r>\.safetensors/,
+  );
   const diff = maxDiff(
     await weights(`${straight}/model.safetensors`),
     await weights(`${split}/model.safetensors`),
