@@ -14,6 +14,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -225,10 +227,12 @@ class GlooComm final : public Comm {
                  "Cannot join run \"%s\" as rank %d: store \"%s\" failed or did not answer within %lld ms (is a "
                  "Redis server listening there?): %s",
                  run_id_.c_str(), rank_, store_.url.c_str(), (long long)timeout_ms_, e.what());
+      const std::string clear = store_.path.empty() ? "clear the store" : "remove " + store_.path;
       AFC_FAIL(AFC_ERR_STATE,
                "Cannot join run \"%s\" as rank %d: store \"%s\" already holds that rank (an earlier run with "
-               "this run id, or two processes given rank %d): use a new run id, or clear the store",
-               run_id_.c_str(), rank_, store_.url.c_str(), rank_);
+               "this run id, or two processes given rank %d): use a new run id (--run-id, or ARCFACE_RUN_ID), "
+               "or %s",
+               run_id_.c_str(), rank_, store_.url.c_str(), rank_, clear.c_str());
     }
     std::vector<int> missing;
     for (int delay_ms = 10;; delay_ms = std::min(delay_ms * 2, 500)) {
@@ -237,12 +241,15 @@ class GlooComm final : public Comm {
         if (!store_.has(arrive_key(r))) missing.push_back(r);
       if (missing.empty()) break;
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0)
+      if (left.count() <= 0) {
+        // Leave a directory store as it was, so that the same run id can be tried again.
+        if (!store_.path.empty()) forget_arrival(store_.path, me);
         AFC_FAIL(AFC_ERR_TIMEOUT,
                  "Cannot join run \"%s\" as rank %d of %d: rank(s) %s did not arrive at store \"%s\" "
                  "within %lld ms (start every rank with the same store and run id, or raise the timeout)",
                  run_id_.c_str(), rank_, size_, join_ranks(missing).c_str(), store_.url.c_str(),
                  (long long)timeout_ms_);
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(delay_ms, left.count())));
     }
     peers_.resize(size_);
@@ -305,6 +312,22 @@ class GlooComm final : public Comm {
     if (DIR *d = opendir(path.c_str())) {
       while (dirent *e = readdir(d))
         if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) unlink((path + "/" + e->d_name).c_str());
+      closedir(d);
+    }
+    rmdir(path.c_str());
+  }
+
+  // Removes the arrival key whose value is `me` (this process) from a directory store, and
+  // the directory once it is empty.
+  static void forget_arrival(const std::string &path, const std::string &me) {
+    if (DIR *d = opendir(path.c_str())) {
+      while (dirent *e = readdir(d)) {
+        if (e->d_type != DT_REG) continue;
+        const std::string file = path + "/" + e->d_name;
+        std::ifstream in(file, std::ios::binary);
+        const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        if (text == me) unlink(file.c_str());
+      }
       closedir(d);
     }
     rmdir(path.c_str());

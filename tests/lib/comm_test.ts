@@ -116,6 +116,10 @@ Deno.test("C39 (e): a missing rank fails in about the timeout, naming the store,
   assert.ok(e.error.includes(store), e.error);
   assert.match(e.error, /rank\(s\) 1 did not arrive/);
   assert.match(e.error, /within 3000 ms/);
+  // The rank took its arrival back: the same run id works when both ranks come.
+  assert.deepEqual([...Deno.readDirSync(store)], []);
+  const again = await world("sum", store, "job-e", 2, 30_000);
+  assert.deepEqual(again.map((o) => last(o).value), [3, 3]);
 });
 
 Deno.test("a peer that dies after the rendezvous gives the others an error, not a hang", async () => {
