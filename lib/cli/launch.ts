@@ -26,7 +26,8 @@ Options:
                        machine; required with several machines, equal on all of them)
   --address HOST       address the ranks listen on (default 127.0.0.1 on one machine, this
                        machine's host name on several)
-  --timeout-s S        rendezvous and collective timeout (default 300)`;
+  --timeout-s S        rendezvous and collective timeout (default 300)
+  --standalone         torchrun's flag for one machine; accepted (one machine is the default)`;
 
 const LAUNCH_OPTIONS = {
   "nproc-per-node": { type: "string", default: "1" },
@@ -38,6 +39,7 @@ const LAUNCH_OPTIONS = {
   "run-id": { type: "string" },
   address: { type: "string" },
   "timeout-s": { type: "string", default: "300" },
+  standalone: { type: "boolean" },
   ...HELP,
 } as const;
 const OPTIONS = new Set(Object.keys(LAUNCH_OPTIONS));
@@ -63,14 +65,30 @@ export async function main(args: string[]): Promise<number> {
   while (i < args.length) {
     const m = /^--([\w-]+)(=.*)?$/.exec(args[i]);
     if (args[i] === "-h") i++;
-    else if (m && OPTIONS.has(m[1])) i += m[2] !== undefined || m[1] === "help" ? 1 : 2;
-    else break;
+    else if (m && OPTIONS.has(m[1])) {
+      i += m[2] !== undefined || m[1] === "help" || m[1] === "standalone" ? 1 : 2;
+    } else break;
   }
   const own = args.slice(0, i), rest = args.slice(i);
   const parsed = parseCommand({ args: own, options: LAUNCH_OPTIONS }, USAGE);
   if (typeof parsed === "number") return parsed;
   const { values } = parsed;
   if (rest.length === 0 || rest[0].startsWith("--")) {
+    // "--nproc-per-node configs/x.yaml" takes the config as the count.
+    const took = Object.entries(values).find(([, v]) => typeof v === "string" && /\.(ya?ml|py)$/.test(v));
+    if (took) {
+      return usageError(`--${took[0]} took "${took[1]}" as its value: give it one, as --${took[0]}=2`, USAGE);
+    }
+    if (rest.length) {
+      const name = rest[0].split("=")[0];
+      const hint = name.startsWith("--rdzv") ? " (--rdzv takes a shared directory or redis://host:port)" : "";
+      return usageError(
+        `Unknown launch option "${name}"${hint}: expected --${
+          [...OPTIONS].join(", --")
+        }, then the config file`,
+        USAGE,
+      );
+    }
     return usageError(`Expected a config file after the launch options`, USAGE);
   }
   const late = rest.find((a) => OPTIONS.has(/^--([\w-]+)/.exec(a)?.[1].replaceAll("_", "-") ?? ""));
@@ -83,6 +101,9 @@ export async function main(args: string[]): Promise<number> {
     nnodes = intOption(values.nnodes, "nnodes");
     nodeRank = intOption(values["node-rank"], "node-rank", 0);
     timeoutS = intOption(values["timeout-s"], "timeout-s", 1, 7 * 86400);
+    if (values.standalone && nnodes > 1) {
+      throw new RangeError(`--standalone is one machine, but --nnodes is ${nnodes}: give one of them`);
+    }
     if (nodeRank >= nnodes) {
       throw new RangeError(`Invalid --node-rank ${nodeRank}: expected 0..${nnodes - 1}`);
     }

@@ -135,4 +135,19 @@ Deno.test("launch: torchrun's spelling is ours; bad counts, late options, run id
   assert.match(r.out, /Invalid --run-id "bad\/id": expected 1 to 128 letters/);
   r = await run(launchMain, ["--rdzv=redis://", "configs/orl_mbf.yaml"]);
   assert.match(r.out, /Invalid --rdzv "redis:\/\/": no host/);
+  r = await run(launchMain, ["--bogus", "1", "configs/orl_mbf.yaml"]);
+  assert.equal(r.code, 2);
+  assert.match(
+    r.out,
+    /Unknown launch option "--bogus": expected --nproc-per-node, --nnodes, .*then the config file/,
+  );
+  r = await run(launchMain, ["--rdzv_endpoint=127.0.0.1:29400", "configs/orl_mbf.yaml"]);
+  assert.match(r.out, /Unknown launch option "--rdzv_endpoint" \(--rdzv takes a shared directory or redis:/);
+  r = await run(launchMain, ["--nproc-per-node", "configs/orl_mbf.yaml"]);
+  assert.match(
+    r.out,
+    /--nproc-per-node took "configs\/orl_mbf\.yaml" as its value: give it one, as --nproc-per-node=2/,
+  );
+  r = await run(launchMain, ["--standalone", "--nnodes=2", "configs/orl_mbf.yaml"]);
+  assert.match(r.out, /--standalone is one machine, but --nnodes is 2/);
 });
