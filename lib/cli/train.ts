@@ -82,8 +82,16 @@ export async function main(args: string[]): Promise<number> {
     const config = loadConfig(positional[0] ?? defaultConfigPath(), overrides, {
       worldSize: world.worldSize,
     });
-    // Only once the ranks have met: until then a signal ends the process at once (the
-    // rendezvous blocks, and there is nothing to save yet).
+    // The rendezvous blocks this thread, silently until it times out: say where it waits.
+    if (world.worldSize > 1 && world.localRank === 0) {
+      console.error(
+        `Meeting ${world.worldSize} ranks at ${world.store} (run id "${world.runId}"); waiting up to ${
+          world.timeoutMs / 1000
+        } s for them`,
+      );
+    }
+    // Signal handlers only once the ranks have met: until then a signal ends the process at
+    // once (there is nothing to save yet).
     using joined = await joinWorld(world);
     Deno.addSignalListener("SIGINT", onInt);
     Deno.addSignalListener("SIGTERM", onTerm);
