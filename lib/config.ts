@@ -530,7 +530,7 @@ export function loadConfig(
         }; set it in the file or with --${s.key}=...)`,
       );
     }
-    values[s.key] = checkValue(s, merged[s.key], where);
+    values[s.key] = checkValue(s, merged[s.key], s.key in over ? `Cannot apply override --${s.key}` : where);
   }
   const user = values as unknown as UserConfig;
   if (user.dali) {

@@ -89,6 +89,11 @@ Deno.test("a wrong type names the key and both types", () => {
     () => loadConfig({ ...base, batch_size: 2.5 }),
     /key "batch_size" must be an integer, got a number/,
   );
+  // A bad override is blamed on the override, not on the file.
+  assert.throws(
+    () => loadConfig(base, ["--lr=fast"]),
+    /^ConfigError: Cannot apply override --lr: key "lr" must be a number, got a string \("fast"\)$/,
+  );
   assert.throws(
     () => loadConfig({ ...base, margin_list: [1, 0.5] }),
     /key "margin_list" must be a list of three numbers/,
