@@ -176,14 +176,7 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
   checkRunnable(config);
   if (worldSize > 1) await checkSameConfig(config, world.comm!, rank);
   const out = config.derived.outputDir;
-  try {
-    await Deno.mkdir(out, { recursive: true });
-  } catch (e) {
-    throw new AfcError(
-      `Cannot create the output folder "${out}": ${(e as Error).message} (set output to a writable folder)`,
-      Status.IO,
-    );
-  }
+  await makeOutputDir(out);
   using log = new TrainLog(
     rank === 0 ? `${out}/training.log` : null,
     options.console ?? rank === 0,
@@ -508,6 +501,18 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
     modelPath,
     stopped,
   };
+}
+
+/** Creates the output folder `out` (and its parents), or fails naming it. */
+export async function makeOutputDir(out: string): Promise<void> {
+  try {
+    await Deno.mkdir(out, { recursive: true });
+  } catch (e) {
+    throw new AfcError(
+      `Cannot create the output folder "${out}": ${(e as Error).message} (set output to a writable folder)`,
+      Status.IO,
+    );
+  }
 }
 
 /** Keys that may differ between machines: paths and thread counts. */

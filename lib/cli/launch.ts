@@ -8,6 +8,7 @@
  */
 import { HELP, intOption, parseCommand, usageError } from "./args.ts";
 import { loadConfig } from "../config.ts";
+import { makeOutputDir } from "../trainer.ts";
 
 const USAGE = `Usage: arcface launch --nproc-per-node N [options] <config.yaml> [--key=value …]
 
@@ -146,12 +147,16 @@ export async function main(args: string[]): Promise<number> {
     );
     return 2;
   }
-  // The config once here, so that a mistake in it prints once rather than once per rank.
+  // The config and the output folder once here, so that a mistake prints once rather than
+  // once per rank.
   try {
     const positional = rest.filter((a) => !a.startsWith("--"));
-    loadConfig(positional[0], rest.filter((a) => a.startsWith("--") && !/^--local[-_]rank/.test(a)), {
-      worldSize: nproc * nnodes,
-    });
+    const config = loadConfig(
+      positional[0],
+      rest.filter((a) => a.startsWith("--") && !/^--local[-_]rank/.test(a)),
+      { worldSize: nproc * nnodes },
+    );
+    await makeOutputDir(config.derived.outputDir);
   } catch (e) {
     console.error((e as Error).message);
     return 2;
