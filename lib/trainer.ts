@@ -207,6 +207,11 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
       Status.INVALID_ARGUMENT,
     );
   }
+  if (dataset.numImages > config.num_image) {
+    log.warn(
+      `num_image is ${config.num_image} but "${config.rec}" holds ${dataset.numImages} images: each epoch uses ${config.num_image} of them, shuffled (set num_image to ${dataset.numImages} to use all)`,
+    );
+  }
   using loader = dataset.loader({
     batchSize: config.batch_size,
     rank,

@@ -93,6 +93,10 @@ Deno.test("a run stopped mid-epoch leaves a checkpoint that resumes bit-exactly;
   assert.ok(lines.some((l) => l.startsWith("Stopped at step 2")), lines.join("\n"));
   assert.ok(lines.some((l) => l.startsWith("Stopped: 2 steps, 0 epochs")), lines.join("\n"));
   assert.ok(lines.some((l) => l.startsWith("Loss: ArcFace")));
+  assert.ok(
+    lines.some((l) => /^Warning: num_image is 90 but ".*" holds 300 images/.test(l)),
+    lines.join("\n"),
+  );
   const meta = JSON.parse((await readSafetensors(checkpointPath(split, 0))).metadata.arcface_checkpoint);
   assert.deepEqual([meta.state.epoch, meta.state.microBatch, meta.state.globalStep], [0, 2, 2]);
   assert.equal(meta.state.config.network, "mbf");
