@@ -55,7 +55,7 @@ Deno.test("sweep: a bad value anywhere in the grid stops it before the first run
   assert.equal(r.code, 2);
   assert.equal(
     r.stderr.trim(),
-    `Cannot load config "${root}configs/orl_mbf.yaml": key "lr" must be a number, got a string ("abc")`,
+    `Cannot apply override --lr: key "lr" must be a number, got a string ("abc")`,
   );
   await assert.rejects(() => Deno.stat(`${out}/s`), Deno.errors.NotFound);
 });
