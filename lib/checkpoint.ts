@@ -199,7 +199,7 @@ export async function loadCheckpoint(
   } catch { /* no folder: handled below */ }
   if (names.length === 0) {
     throw new AfcError(
-      `Cannot resume in "${dir}": no checkpoint_rank<r>.safetensors there (they are written after every epoch with save_all_states: true, and when a run is stopped with Ctrl-C; or set resume: false)`,
+      `Cannot resume in "${dir}": no checkpoint_rank<r>.safetensors there (they are written after every epoch with save_all_states: true, and when a run is stopped with Ctrl-C; a run that finished without save_all_states removed those of its stops; or set resume: false)`,
       Status.NOT_FOUND,
     );
   }

@@ -521,6 +521,8 @@ export function loadConfig(
   checkKeys(over, `${where} with overrides`);
   merged = deepMerge(merged, over);
 
+  // A bad value from an override is the override's mistake, not the file's.
+  const whereFor = (key: string) => key in over ? `Cannot apply override --${key}` : where;
   const values: Record<string, unknown> = {};
   for (const s of SCHEMA) {
     if (merged[s.key] === undefined) {
@@ -530,7 +532,7 @@ export function loadConfig(
         }; set it in the file or with --${s.key}=...)`,
       );
     }
-    values[s.key] = checkValue(s, merged[s.key], s.key in over ? `Cannot apply override --${s.key}` : where);
+    values[s.key] = checkValue(s, merged[s.key], whereFor(s.key));
   }
   const user = values as unknown as UserConfig;
   if (user.dali) {
@@ -542,7 +544,7 @@ export function loadConfig(
     );
   }
   if (user.sample_rate <= 0) {
-    throw new ConfigError(`${where}: key "sample_rate" is 0, expected a value in (0, 1]`);
+    throw new ConfigError(`${whereFor("sample_rate")}: key "sample_rate" is 0, expected a value in (0, 1]`);
   }
   const derived = deriveValues(user, name, where, options.worldSize ?? envWorldSize());
   return Object.freeze({ ...user, derived, source });

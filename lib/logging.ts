@@ -58,6 +58,12 @@ export class TrainLog {
     this.#write(`Warning: ${message}`);
   }
 
+  /** The error that ended the run, for the log file (the caller reports it on the console). */
+  failed(message: string): void {
+    this.#clearProgress();
+    this.#write(`Failed: ${message}`);
+  }
+
   #write(message: string): void {
     this.#sink?.(message);
     if (!this.#file) return;

@@ -459,6 +459,9 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
     if (!stopped && !config.save_all_states && await removeCheckpoints(out, rank, worldSize)) {
       log.info("Removed the checkpoints of earlier stops: the run is complete");
     }
+  } catch (e) {
+    log.failed((e as Error).message);
+    throw e;
   } finally {
     events?.close();
   }
@@ -508,13 +511,14 @@ export async function train(config: Config, options: TrainOptions = {}): Promise
   };
 }
 
-/** Creates the output folder `out` (and its parents), or fails naming it. */
+/** Creates the output folder `out` (and its parents) and checks that it is writable, or fails naming it. */
 export async function makeOutputDir(out: string): Promise<void> {
   try {
     await Deno.mkdir(out, { recursive: true });
+    await Deno.remove(await Deno.makeTempFile({ dir: out, prefix: ".write-test-" }));
   } catch (e) {
     throw new AfcError(
-      `Cannot create the output folder "${out}": ${(e as Error).message} (set output to a writable folder)`,
+      `Cannot use the output folder "${out}": ${(e as Error).message} (set output to a writable folder)`,
       Status.IO,
     );
   }

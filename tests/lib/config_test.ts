@@ -95,6 +95,10 @@ Deno.test("a wrong type names the key and both types", () => {
     /^ConfigError: Cannot apply override --lr: key "lr" must be a number, got a string \("fast"\)$/,
   );
   assert.throws(
+    () => loadConfig(base, ["--sample_rate=0"]),
+    /^ConfigError: Cannot apply override --sample_rate: /,
+  );
+  assert.throws(
     () => loadConfig({ ...base, margin_list: [1, 0.5] }),
     /key "margin_list" must be a list of three numbers/,
   );

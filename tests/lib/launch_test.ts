@@ -95,7 +95,7 @@ Deno.test("launch: bad rendezvous, address and config are named once, before or 
   const file = await Deno.makeTempFile();
   r = await launch(["--nproc-per-node=2", "configs/orl_mbf.yaml", `--output=${file}`]);
   assert.equal(r.code, 2);
-  assert.equal([...r.text.matchAll(/Cannot create the output folder/g)].length, 1, r.text);
+  assert.equal([...r.text.matchAll(/Cannot use the output folder/g)].length, 1, r.text);
   r = await launch(["--nproc-per-node=2", "--address=nosuchhost.invalid", ...orlEpochArgs("/tmp/unused")]);
   assert.equal(r.code, 1);
   assert.match(

@@ -166,6 +166,9 @@ Deno.test("a diverging run stops after 5 non-finite steps, naming step, lr and s
         e.message,
       ),
   );
+  // The log file ends with the error that ended the run.
+  const log = (await Deno.readTextFile(`${out}/training.log`)).trimEnd().split("\n");
+  assert.match(log.at(-1)!, /-Failed: Cannot train: 5 steps in a row had a non-finite loss or gradient/);
 });
 
 Deno.test("verification targets: names in the rec folder, paths ending in .bin as given", () => {

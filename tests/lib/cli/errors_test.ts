@@ -48,9 +48,13 @@ Deno.test("train: a space instead of '=', an unknown network, a missing rec, too
   assert.equal(r.code, 1);
   assert.match(
     r.out,
-    /Cannot create the output folder "\/proc\/arcface-out": .* \(set output to a writable folder\)/,
+    /Cannot use the output folder "\/proc\/arcface-out": .* \(set output to a writable folder\)/,
   );
   assert.doesNotMatch(r.out, /at .*\.ts:\d+/); // no stack trace
+  // A folder that exists but takes no files (even for root) is named too.
+  r = await run(trainMain, [cfg, ...short, "--output=/proc"]);
+  assert.equal(r.code, 1);
+  assert.match(r.out, /Cannot use the output folder "\/proc": .* \(set output to a writable folder\)/);
 });
 
 Deno.test("train: resuming a checkpoint that is already past the end of the run is refused", async () => {
