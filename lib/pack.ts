@@ -7,6 +7,7 @@
  */
 import { decodeImage, encodeJpeg, imageInfo, resizeImage } from "./image.ts";
 import { indexPathFor, packRecord, RecordWriter } from "./data.ts";
+import { writeAtomic } from "./export/state_dict.ts";
 
 /** One image to pack. */
 export interface PackItem {
@@ -112,8 +113,9 @@ function fitRgb(
 }
 
 /**
- * Writes `items` to `recPath` (and its `.idx`) in the insightface layout. The files appear
- * only when everything was written (temp files renamed at the end).
+ * Writes `items` to `recPath` (and its `.idx`, and `property` beside them) in the
+ * insightface layout. The files appear only when everything was written (temp files
+ * renamed at the end).
  * Returns the numbers of images and identities written.
  */
 export async function pack(
@@ -152,5 +154,8 @@ export async function pack(
   }
   ranges.forEach(([a, b], c) => writer.write(n + 1 + c, packRecord([a, b])));
   writer.finish();
+  // insightface's folders also carry "identities,height,width" in a `property` file.
+  const folder = recPath.includes("/") ? recPath.slice(0, recPath.lastIndexOf("/")) : ".";
+  await writeAtomic(`${folder}/property`, new TextEncoder().encode(`${k},${size},${size}\n`));
   return { images: n, identities: k };
 }

@@ -24,6 +24,7 @@ Deno.test("pack: a folder becomes the insightface layout, grey padded to size×s
   assert.deepEqual(unpackRecord(f.read(0)).labels, [7, 9]); // meta: identities at keys 7..8
   assert.deepEqual(unpackRecord(f.read(7)).labels, [1, 4]); // identity 0: image keys 1..3
   assert.deepEqual(unpackRecord(f.read(8)).labels, [4, 7]);
+  assert.equal(Deno.readTextFileSync(`${dir}/out/property`), "2,16,16\n");
   using ds = Dataset.open({ kind: "recordio", path: `${dir}/out/train.rec` });
   assert.deepEqual([...ds.labels()], [0n, 0n, 0n, 1n, 1n, 1n]);
   const rgb = decodeImage(unpackRecord(f.read(4)).image);
@@ -50,6 +51,7 @@ Deno.test("pack: a list file works; a bad image fails and leaves the existing tr
     "a.pgm",
     "b.pgm",
     "c.pgm",
+    "property",
     "train.idx",
     "train.lst",
     "train.rec",
