@@ -67,7 +67,8 @@ export async function main(args: string[]): Promise<number> {
     const m = /^--([\w-]+)(=.*)?$/.exec(args[i]);
     if (args[i] === "-h") i++;
     else if (m && OPTIONS.has(m[1])) {
-      i += m[2] !== undefined || m[1] === "help" || m[1] === "standalone" ? 1 : 2;
+      const flag = LAUNCH_OPTIONS[m[1] as keyof typeof LAUNCH_OPTIONS].type === "boolean";
+      i += m[2] !== undefined || flag ? 1 : 2;
     } else break;
   }
   const own = args.slice(0, i), rest = args.slice(i);
